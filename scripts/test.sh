@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# README command (2): set up (idempotent) and run the test suite on CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CUDA_VISIBLE_DEVICES=""
+exec .venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"
