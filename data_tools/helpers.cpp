@@ -1,3 +1,472 @@
-// placeholder, replaced by the index helper implementation
+// Index helpers for the pretraining datasets (pybind11 module `data_tools._index_helpers`).
+//
+// Four functions with the semantics of the original's `helpers` module (Megatron-LM lineage), so that an index map
+// cached by the original is reproduced bit for bit: `build_mapping` (ERNIE/BERT sample map), `build_blocks_mapping`
+// (REALM/ICT blocks), `build_blending_indices` (dataset blending) and `build_sample_idx` (GPT samples).
+// Differences that never change the output for valid input: one pass instead of count-then-fill, the document
+// filter computed once instead of once per epoch, the GIL released during the loops, bounds checked, and a clear
+// exception instead of an endless epoch loop when no document is usable (REFERENCE §18.15).
+// The typed Python wrapper is `data_tools/index_helpers.py`; call that, not this module.
+
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-PYBIND11_MODULE(_index_helpers, m) {}
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace {
+
+// A document with more than one sentence is skipped when any sentence is longer than this (original constant).
+constexpr int32_t kLongSentenceLen = 512;
+
+template <typename T>
+using InArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+// Moves a heap buffer into a numpy array of shape [rows, Width] without copying; numpy frees it.
+template <typename T, std::size_t Width>
+py::array rows_to_numpy(std::vector<T>&& flat) {
+    const auto rows = static_cast<py::ssize_t>(flat.size() / Width);
+    const std::vector<py::ssize_t> shape{rows, static_cast<py::ssize_t>(Width)};
+    if (flat.empty()) {
+        return py::array_t<T>(shape);
+    }
+    auto* owned = new std::vector<T>(std::move(flat));
+    py::capsule free_when_done(owned, [](void* pointer) { delete static_cast<std::vector<T>*>(pointer); });
+    return py::array_t<T>(shape, owned->data(), free_when_done);
+}
+
+// Fisher-Yates from the end with mt19937_64(seed + 1), as the original shuffles its maps.
+template <typename T, std::size_t Width>
+void shuffle_rows(std::vector<T>& flat, int32_t seed) {
+    const auto num_rows = static_cast<int64_t>(flat.size() / Width);
+    std::mt19937_64 rand64(static_cast<uint64_t>(static_cast<int64_t>(seed) + 1));
+    T* data = flat.data();
+    for (int64_t i = num_rows - 1; i > 0; --i) {
+        const auto j = static_cast<int64_t>(rand64() % static_cast<uint64_t>(i + 1));
+        T* row_i = data + Width * i;
+        T* row_j = data + Width * j;
+        for (std::size_t k = 0; k < Width; ++k) {
+            std::swap(row_i[k], row_j[k]);
+        }
+    }
+}
+
+// Target length of the next sample: usually max_length, with probability ~1/ratio uniform in [2, max_length].
+inline int32_t draw_target_len(int32_t short_seq_ratio, int32_t max_length, std::mt19937& rand32) {
+    if (short_seq_ratio == 0) {
+        return max_length;
+    }
+    const uint64_t random_number = rand32();
+    if (random_number % static_cast<uint64_t>(short_seq_ratio) == 0) {
+        return static_cast<int32_t>(2 + random_number % static_cast<uint64_t>(max_length - 1));
+    }
+    return max_length;
+}
+
+struct DocumentSpan {
+    int64_t doc;
+    int64_t first_sentence;
+    int64_t last_sentence;  // exclusive
+};
+
+struct DocumentCounts {
+    int64_t empty = 0;
+    int64_t one_sentence = 0;
+    int64_t long_sentence = 0;
+};
+
+void check_documents(const int64_t* docs, int64_t num_docs, int64_t num_sentences) {
+    for (int64_t doc = 0; doc <= num_docs; ++doc) {
+        if (docs[doc] < 0 || docs[doc] > num_sentences) {
+            throw std::out_of_range("doc_idx[" + std::to_string(doc) + "] = " + std::to_string(docs[doc]) +
+                                    " lies outside the " + std::to_string(num_sentences) + " sentences of sizes");
+        }
+        if (doc > 0 && docs[doc] < docs[doc - 1]) {
+            throw std::invalid_argument("doc_idx must be non-decreasing (doc_idx[" + std::to_string(doc) +
+                                        "] < doc_idx[" + std::to_string(doc - 1) + "])");
+        }
+    }
+}
+
+bool has_long_sentence(const int32_t* sizes, int64_t first, int64_t last) {
+    for (int64_t sentence = first; sentence < last; ++sentence) {
+        if (sizes[sentence] > kLongSentenceLen) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Documents the original would visit, in order. `long_check_min` is the sentence count from which a document is
+// scanned for long sentences: 2 for build_mapping, min_num_sent for build_blocks_mapping (as in the original).
+std::vector<DocumentSpan> usable_documents(const int64_t* docs, int64_t num_docs, const int32_t* sizes,
+                                           int64_t min_num_sent, int64_t long_check_min, DocumentCounts& counts) {
+    std::vector<DocumentSpan> usable;
+    usable.reserve(static_cast<std::size_t>(num_docs));
+    for (int64_t doc = 0; doc < num_docs; ++doc) {
+        const int64_t first = docs[doc];
+        const int64_t last = docs[doc + 1];
+        const int64_t num_sent = last - first;
+        counts.empty += num_sent == 0;
+        counts.one_sentence += num_sent == 1;
+        const bool flagged = num_sent >= long_check_min && has_long_sentence(sizes, first, last);
+        counts.long_sentence += flagged;
+        if (num_sent >= min_num_sent && !flagged) {
+            usable.push_back({doc, first, last});
+        }
+    }
+    return usable;
+}
+
+[[noreturn]] void throw_no_usable_document(int64_t min_num_sent, int64_t num_docs, const DocumentCounts& counts) {
+    throw std::invalid_argument(
+        "no usable document: every one of the " + std::to_string(num_docs) + " documents has fewer than " +
+        std::to_string(min_num_sent) + " sentences or a sentence longer than " + std::to_string(kLongSentenceLen) +
+        " tokens (" + std::to_string(counts.empty) + " empty, " + std::to_string(counts.one_sentence) +
+        " with one sentence, " + std::to_string(counts.long_sentence) + " with a long sentence)");
+}
+
+// Room for all epochs once the first one has shown how many rows an epoch yields.
+template <typename T>
+void reserve_rows(std::vector<T>& flat, std::size_t width, uint64_t rows_first_epoch, int64_t num_epochs,
+                  uint64_t max_num_samples) {
+    if (rows_first_epoch == 0) {
+        return;
+    }
+    uint64_t epochs = static_cast<uint64_t>(num_epochs);
+    const uint64_t epochs_for_samples = max_num_samples / rows_first_epoch + 2;
+    if (epochs_for_samples < epochs) {
+        epochs = epochs_for_samples;
+    }
+    // Epochs differ slightly in size (random targets); 2 % slack avoids most regrowth. Skip absurd requests.
+    const long double wanted = static_cast<long double>(rows_first_epoch) * epochs * 1.02L + 64.0L;
+    if (wanted * width < static_cast<long double>(uint64_t{1} << 40)) {
+        flat.reserve(static_cast<std::size_t>(wanted) * width);
+    }
+}
+
+template <typename T>
+std::vector<T> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t* sizes, int32_t num_epochs,
+                            uint64_t max_num_samples, int32_t max_seq_length, int32_t short_seq_ratio, int32_t seed,
+                            int32_t min_num_sent, DocumentCounts& counts, int32_t& epochs_done) {
+    const std::vector<DocumentSpan> usable = usable_documents(docs, num_docs, sizes, min_num_sent, 2, counts);
+    std::vector<T> flat;
+    std::mt19937 rand32(static_cast<uint32_t>(seed));
+    uint64_t num_rows = 0;
+    epochs_done = 0;
+    for (int32_t epoch = 0; epoch < num_epochs; ++epoch) {
+        if (num_rows >= max_num_samples) {
+            break;
+        }
+        for (const DocumentSpan& span : usable) {
+            int64_t start = span.first_sentence;
+            int64_t remaining = span.last_sentence - span.first_sentence;
+            int64_t seq_len = 0;
+            int32_t num_sent = 0;
+            int32_t target = draw_target_len(short_seq_ratio, max_seq_length, rand32);
+            for (int64_t sentence = span.first_sentence; sentence < span.last_sentence; ++sentence) {
+                seq_len += sizes[sentence];
+                ++num_sent;
+                --remaining;
+                if ((seq_len >= target && remaining > 1 && num_sent >= min_num_sent) || remaining == 0) {
+                    flat.push_back(static_cast<T>(start));
+                    flat.push_back(static_cast<T>(sentence + 1));
+                    flat.push_back(static_cast<T>(target));
+                    ++num_rows;
+                    start = sentence + 1;
+                    target = draw_target_len(short_seq_ratio, max_seq_length, rand32);
+                    seq_len = 0;
+                    num_sent = 0;
+                }
+            }
+        }
+        ++epochs_done;
+        if (epoch == 0) {
+            // The original loops over epochs forever here (PaddleNLP #2555, #3214): fail fast instead.
+            if (num_rows == 0) {
+                throw_no_usable_document(min_num_sent, num_docs, counts);
+            }
+            reserve_rows(flat, 3, num_rows, num_epochs, max_num_samples);
+        }
+    }
+    shuffle_rows<T, 3>(flat, seed);
+    return flat;
+}
+
+template <typename T>
+std::vector<T> blocks_rows(const int64_t* docs, int64_t num_docs, const int32_t* sizes, const int32_t* titles_sizes,
+                           int32_t num_epochs, uint64_t max_num_samples, int32_t max_seq_length, int32_t seed,
+                           bool use_one_sent_blocks, DocumentCounts& counts, int32_t& epochs_done) {
+    const int32_t min_num_sent = use_one_sent_blocks ? 1 : 2;
+    const std::vector<DocumentSpan> usable =
+        usable_documents(docs, num_docs, sizes, min_num_sent, min_num_sent, counts);
+    std::vector<T> flat;
+    uint64_t num_rows = 0;
+    epochs_done = 0;
+    for (int32_t epoch = 0; epoch < num_epochs; ++epoch) {
+        if (num_rows >= max_num_samples) {
+            break;
+        }
+        int64_t block_id = 0;  // unique within an epoch
+        for (const DocumentSpan& span : usable) {
+            const int64_t target = static_cast<int64_t>(max_seq_length) - titles_sizes[span.doc];
+            int64_t start = span.first_sentence;
+            int64_t remaining = span.last_sentence - span.first_sentence;
+            int64_t seq_len = 0;
+            int32_t num_sent = 0;
+            for (int64_t sentence = span.first_sentence; sentence < span.last_sentence; ++sentence) {
+                seq_len += sizes[sentence];
+                ++num_sent;
+                --remaining;
+                if ((seq_len >= target && remaining >= min_num_sent && num_sent >= min_num_sent) || remaining == 0) {
+                    flat.push_back(static_cast<T>(start));
+                    flat.push_back(static_cast<T>(sentence + 1));
+                    flat.push_back(static_cast<T>(span.doc));
+                    flat.push_back(static_cast<T>(block_id));
+                    ++num_rows;
+                    ++block_id;
+                    start = sentence + 1;
+                    seq_len = 0;
+                    num_sent = 0;
+                }
+            }
+        }
+        ++epochs_done;
+        if (epoch == 0) {
+            if (num_rows == 0) {
+                throw_no_usable_document(min_num_sent, num_docs, counts);
+            }
+            reserve_rows(flat, 4, num_rows, num_epochs, max_num_samples);
+        }
+    }
+    shuffle_rows<T, 4>(flat, seed);
+    return flat;
+}
+
+void check_common(int32_t num_epochs, int32_t max_seq_length, int32_t seed) {
+    if (num_epochs <= 0) {
+        throw std::invalid_argument("num_epochs must be positive, got " + std::to_string(num_epochs));
+    }
+    if (max_seq_length <= 1) {
+        throw std::invalid_argument("max_seq_length must be > 1, got " + std::to_string(max_seq_length));
+    }
+    if (seed == std::numeric_limits<int32_t>::max()) {
+        throw std::invalid_argument("seed must be below 2**31 - 1 (the shuffle uses seed + 1)");
+    }
+}
+
+void print_summary(const char* what, int64_t num_docs, const DocumentCounts& counts, int32_t epochs, int64_t rows) {
+    py::print(std::string("    ") + what + ": " + std::to_string(rows) + " samples in " + std::to_string(epochs) +
+              " epoch(s) from " + std::to_string(num_docs) + " documents (" + std::to_string(counts.empty) +
+              " empty, " + std::to_string(counts.one_sentence) + " with one sentence, " +
+              std::to_string(counts.long_sentence) + " with a sentence over " + std::to_string(kLongSentenceLen) +
+              " tokens)");
+}
+
+py::array build_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& sizes_, int32_t num_epochs,
+                        uint64_t max_num_samples, int32_t max_seq_length, double short_seq_prob, int32_t seed,
+                        bool verbose, int32_t min_num_sent) {
+    check_common(num_epochs, max_seq_length, seed);
+    if (!(short_seq_prob >= 0.0 && short_seq_prob <= 1.0)) {
+        throw std::invalid_argument("short_seq_prob must be in [0, 1], got " + std::to_string(short_seq_prob));
+    }
+    if (docs_.ndim() != 1 || sizes_.ndim() != 1 || docs_.shape(0) < 1) {
+        throw std::invalid_argument("doc_idx and sizes must be 1-D, doc_idx with at least one entry");
+    }
+    const int32_t short_seq_ratio =
+        short_seq_prob > 0 ? static_cast<int32_t>(std::round(1.0 / short_seq_prob)) : 0;
+    const int64_t* docs = docs_.data();
+    const int32_t* sizes = sizes_.data();
+    const int64_t num_docs = docs_.shape(0) - 1;
+    const int64_t num_sentences = sizes_.shape(0);
+    const bool wide = static_cast<uint64_t>(num_sentences) > std::numeric_limits<uint32_t>::max();
+    DocumentCounts counts;
+    int32_t epochs = 0;
+    std::vector<uint32_t> narrow_rows;
+    std::vector<uint64_t> wide_rows;
+    {
+        py::gil_scoped_release release;
+        check_documents(docs, num_docs, num_sentences);
+        if (wide) {
+            wide_rows = mapping_rows<uint64_t>(docs, num_docs, sizes, num_epochs, max_num_samples, max_seq_length,
+                                               short_seq_ratio, seed, min_num_sent, counts, epochs);
+        } else {
+            narrow_rows = mapping_rows<uint32_t>(docs, num_docs, sizes, num_epochs, max_num_samples,
+                                                 max_seq_length, short_seq_ratio, seed, min_num_sent, counts, epochs);
+        }
+    }
+    if (verbose) {
+        const auto rows = static_cast<int64_t>((wide ? wide_rows.size() : narrow_rows.size()) / 3);
+        print_summary("build_mapping", num_docs, counts, epochs, rows);
+    }
+    return wide ? rows_to_numpy<uint64_t, 3>(std::move(wide_rows)) : rows_to_numpy<uint32_t, 3>(std::move(narrow_rows));
+}
+
+py::array build_blocks_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& sizes_,
+                               const InArray<int32_t>& titles_sizes_, int32_t num_epochs, uint64_t max_num_samples,
+                               int32_t max_seq_length, int32_t seed, bool verbose, bool use_one_sent_blocks) {
+    check_common(num_epochs, max_seq_length, seed);
+    if (docs_.ndim() != 1 || sizes_.ndim() != 1 || titles_sizes_.ndim() != 1 || docs_.shape(0) < 1) {
+        throw std::invalid_argument("doc_idx, sizes and titles_sizes must be 1-D, doc_idx with at least one entry");
+    }
+    const int64_t num_docs = docs_.shape(0) - 1;
+    if (titles_sizes_.shape(0) < num_docs) {
+        throw std::invalid_argument("titles_sizes needs one entry per document (" + std::to_string(num_docs) +
+                                    "), got " + std::to_string(titles_sizes_.shape(0)));
+    }
+    const int64_t* docs = docs_.data();
+    const int32_t* sizes = sizes_.data();
+    const int32_t* titles_sizes = titles_sizes_.data();
+    const int64_t num_sentences = sizes_.shape(0);
+    const bool wide = static_cast<uint64_t>(num_sentences) > std::numeric_limits<uint32_t>::max();
+    DocumentCounts counts;
+    int32_t epochs = 0;
+    std::vector<uint32_t> narrow_rows;
+    std::vector<uint64_t> wide_rows;
+    {
+        py::gil_scoped_release release;
+        check_documents(docs, num_docs, num_sentences);
+        if (wide) {
+            wide_rows = blocks_rows<uint64_t>(docs, num_docs, sizes, titles_sizes, num_epochs, max_num_samples,
+                                              max_seq_length, seed, use_one_sent_blocks, counts, epochs);
+        } else {
+            narrow_rows = blocks_rows<uint32_t>(docs, num_docs, sizes, titles_sizes, num_epochs, max_num_samples,
+                                                max_seq_length, seed, use_one_sent_blocks, counts, epochs);
+        }
+    }
+    if (verbose) {
+        const auto rows = static_cast<int64_t>((wide ? wide_rows.size() : narrow_rows.size()) / 4);
+        print_summary("build_blocks_mapping", num_docs, counts, epochs, rows);
+    }
+    return wide ? rows_to_numpy<uint64_t, 4>(std::move(wide_rows)) : rows_to_numpy<uint32_t, 4>(std::move(narrow_rows));
+}
+
+// Slot s goes to the dataset furthest behind its share, weights[d] * max(s, 1) - used[d]; ties to the lowest d.
+template <typename Index>
+void build_blending_indices(py::array_t<Index, py::array::c_style>& dataset_index,
+                            py::array_t<int64_t, py::array::c_style>& dataset_sample_index,
+                            const py::array_t<double, py::array::c_style>& weights, int32_t num_datasets,
+                            int64_t size, bool verbose) {
+    if (num_datasets < 1 || num_datasets > static_cast<int64_t>(std::numeric_limits<Index>::max()) + 1) {
+        throw std::invalid_argument("num_datasets must be in [1, " +
+                                    std::to_string(static_cast<int64_t>(std::numeric_limits<Index>::max()) + 1) +
+                                    "] for this index dtype, got " + std::to_string(num_datasets));
+    }
+    if (weights.ndim() != 1 || weights.shape(0) < num_datasets) {
+        throw std::invalid_argument("weights needs num_datasets = " + std::to_string(num_datasets) + " entries");
+    }
+    if (size < 0 || dataset_index.ndim() != 1 || dataset_sample_index.ndim() != 1 ||
+        dataset_index.shape(0) < size || dataset_sample_index.shape(0) < size) {
+        throw std::invalid_argument("dataset_index and dataset_sample_index must be 1-D with at least size = " +
+                                    std::to_string(size) + " entries");
+    }
+    Index* out_dataset = dataset_index.mutable_data();
+    int64_t* out_sample = dataset_sample_index.mutable_data();
+    const double* weight = weights.data();
+    {
+        py::gil_scoped_release release;
+        std::vector<int64_t> used(static_cast<std::size_t>(num_datasets), 0);
+        for (int64_t slot = 0; slot < size; ++slot) {
+            const double slot_count = std::max(static_cast<double>(slot), 1.0);
+            int32_t best = 0;
+            double best_error = weight[0] * slot_count - static_cast<double>(used[0]);
+            for (int32_t d = 1; d < num_datasets; ++d) {
+                const double error = weight[d] * slot_count - static_cast<double>(used[d]);
+                if (error > best_error) {
+                    best_error = error;
+                    best = d;
+                }
+            }
+            out_dataset[slot] = static_cast<Index>(best);
+            out_sample[slot] = used[best];
+            ++used[best];
+        }
+    }
+    if (verbose) {
+        py::print("    build_blending_indices: " + std::to_string(size) + " slots over " +
+                  std::to_string(num_datasets) + " datasets");
+    }
+}
+
+// Row k: (position in doc_idx, token offset) where GPT sample k starts; samples span seq_length + 1 tokens.
+py::array build_sample_idx(const InArray<int32_t>& sizes_, const InArray<int32_t>& doc_idx_, int32_t seq_length,
+                           int32_t num_epochs, int64_t tokens_per_epoch) {
+    if (seq_length <= 1 || num_epochs <= 0 || tokens_per_epoch <= 1) {
+        throw std::invalid_argument("build_sample_idx needs seq_length > 1, num_epochs > 0, tokens_per_epoch > 1");
+    }
+    if (sizes_.ndim() != 1 || doc_idx_.ndim() != 1) {
+        throw std::invalid_argument("sizes and doc_idx must be 1-D");
+    }
+    const int32_t* sizes = sizes_.data();
+    const int32_t* doc_idx = doc_idx_.data();
+    const int64_t num_sizes = sizes_.shape(0);
+    const int64_t num_doc_idx = doc_idx_.shape(0);
+    const int64_t num_samples = (static_cast<int64_t>(num_epochs) * tokens_per_epoch - 1) / seq_length;
+    std::vector<int32_t> flat(static_cast<std::size_t>(2 * (num_samples + 1)));
+    {
+        py::gil_scoped_release release;
+        int64_t doc_idx_index = 0;
+        int32_t doc_offset = 0;
+        flat[0] = 0;
+        flat[1] = 0;
+        for (int64_t sample = 1; sample <= num_samples; ++sample) {
+            int64_t remaining = static_cast<int64_t>(seq_length) + 1;
+            while (remaining != 0) {
+                if (doc_idx_index >= num_doc_idx) {
+                    throw std::out_of_range("doc_idx ran out after " + std::to_string(sample - 1) +
+                                            " samples: tokens_per_epoch exceeds the tokens doc_idx covers");
+                }
+                const int32_t doc_id = doc_idx[doc_idx_index];
+                if (doc_id < 0 || doc_id >= num_sizes) {
+                    throw std::out_of_range("doc_idx holds document " + std::to_string(doc_id) +
+                                            " outside sizes (" + std::to_string(num_sizes) + ")");
+                }
+                const int64_t doc_length = static_cast<int64_t>(sizes[doc_id]) - doc_offset;
+                remaining -= doc_length;
+                if (remaining <= 0) {
+                    // The -1: consecutive samples share one token (inputs and shifted labels).
+                    doc_offset += static_cast<int32_t>(remaining + doc_length - 1);
+                    remaining = 0;
+                } else {
+                    ++doc_idx_index;
+                    doc_offset = 0;
+                }
+            }
+            flat[2 * sample] = static_cast<int32_t>(doc_idx_index);
+            flat[2 * sample + 1] = doc_offset;
+        }
+    }
+    return rows_to_numpy<int32_t, 2>(std::move(flat));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_index_helpers, m) {
+    m.doc() = "Index maps for the pretraining datasets; use the typed wrapper data_tools.index_helpers.";
+    m.def("build_mapping", &build_mapping, py::arg("doc_idx"), py::arg("sizes"), py::arg("num_epochs"),
+          py::arg("max_num_samples"), py::arg("max_seq_length"), py::arg("short_seq_prob"), py::arg("seed"),
+          py::arg("verbose"), py::arg("min_num_sent"),
+          "[N,3] uint32/uint64 rows (start_sentence, end_sentence_exclusive, target_seq_len), shuffled.");
+    m.def("build_blocks_mapping", &build_blocks_mapping, py::arg("doc_idx"), py::arg("sizes"),
+          py::arg("titles_sizes"), py::arg("num_epochs"), py::arg("max_num_samples"), py::arg("max_seq_length"),
+          py::arg("seed"), py::arg("verbose"), py::arg("use_one_sent_blocks"),
+          "[N,4] uint32/uint64 rows (start_sentence, end_sentence_exclusive, doc, block_id), shuffled.");
+    m.def("build_blending_indices", &build_blending_indices<uint8_t>, py::arg("dataset_index").noconvert(),
+          py::arg("dataset_sample_index").noconvert(), py::arg("weights").noconvert(), py::arg("num_datasets"),
+          py::arg("size"), py::arg("verbose"), "Fill uint8 dataset_index and int64 dataset_sample_index in place.");
+    m.def("build_blending_indices", &build_blending_indices<int16_t>, py::arg("dataset_index").noconvert(),
+          py::arg("dataset_sample_index").noconvert(), py::arg("weights").noconvert(), py::arg("num_datasets"),
+          py::arg("size"), py::arg("verbose"), "Fill int16 dataset_index and int64 dataset_sample_index in place.");
+    m.def("build_sample_idx", &build_sample_idx, py::arg("sizes"), py::arg("doc_idx"), py::arg("seq_length"),
+          py::arg("num_epochs"), py::arg("tokens_per_epoch"),
+          "[num_samples+1, 2] int32 rows (position in doc_idx, token offset) where each GPT sample starts.");
+}

@@ -1,0 +1,229 @@
+"""Convert a static-graph checkpoint into dygraph weights that paddlenlp `from_pretrained` and fine-tuning load.
+
+    python converter/params_static_to_dygraph.py --path output/task/model_last --output_path output/task/dygraph
+
+`--path` is a checkpoint directory written by run_pretrain_static.py (`static_vars.pdparams` + `static_name_map.json`),
+a `paddle.static.save` prefix (`.../static_vars`) or its `.pdparams` file. The structured-key -> static-name map comes
+from `static_name_map.json` next to the parameters; without one (checkpoints of other tools) it is rebuilt from the
+architecture, which only works when that tool built the model in the same order. `--output_path` is a directory
+(`model_state.pdparams`, `model_config.json`, tokenizer files) or, as the original, a `<name>.pdparams` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from data_tools.errors import ToolkitError, run_cli
+
+logger = logging.getLogger("ernie_pretrain")
+
+STATIC_VARS_PREFIX = "static_vars"
+# Tokenizer files copied from a checkpoint directory into a directory output (added_tokens.json never exists there).
+TOKENIZER_FILES = ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+SEQ_RELATIONSHIP_KEY = "cls.seq_relationship.weight"
+WORD_EMBEDDING_KEY = "ernie.embeddings.word_embeddings.weight"
+
+
+@dataclass(frozen=True)
+class StaticSource:
+    """Where the static parameters (and optionally their checkpoint directory) are."""
+
+    pdparams: Path
+    checkpoint_dir: Optional[Path]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Flags of the original converter (`--model`, `--path`, `--output_path`)."""
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise ToolkitError(message)
+
+    parser = _Parser(description="Static-graph ERNIE checkpoint -> dygraph model_state.pdparams.")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="Built-in name (ernie-1.0, ernie-1.0-base-zh) or a directory with model_config.json; "
+        "defaults to the checkpoint directory of --path.",
+    )
+    parser.add_argument(
+        "--path",
+        required=True,
+        help="Static checkpoint directory, a paddle.static.save prefix (.../static_vars) or its .pdparams file.",
+    )
+    parser.add_argument(
+        "--output_path",
+        default=None,
+        help="Output directory (model_state.pdparams + model_config.json + tokenizer), or a file ending in "
+        ".pdparams; default <model>_converted.pdparams.",
+    )
+    return parser
+
+
+def resolve_source(path: str) -> StaticSource:
+    """Find the `.pdparams` file and the checkpoint directory (if any) that `--path` designates."""
+    given = Path(path)
+    if given.is_dir():
+        candidate = given / f"{STATIC_VARS_PREFIX}.pdparams"
+        if not candidate.is_file():
+            raise ToolkitError(f"--path {path}: directory has no {STATIC_VARS_PREFIX}.pdparams (not a static checkpoint)")
+        return StaticSource(candidate, given)
+    for suffix in (".pdparams", ".pdopt", ".json", ".pdmodel"):
+        if given.name.endswith(suffix):
+            given = given.with_name(given.name[: -len(suffix)])
+            break
+    candidate = given.with_name(given.name + ".pdparams")
+    if not candidate.is_file():
+        raise ToolkitError(f"--path {path}: no such static checkpoint ({candidate} not found)")
+    return StaticSource(candidate, given.parent)
+
+
+def load_ernie_config(model: Optional[str], source: StaticSource, static_params: Dict[str, np.ndarray], name_map):
+    """ErnieConfig from `--model` (built-in name or config dir), else the checkpoint directory's model_config.json."""
+    from paddlenlp.transformers import ErnieConfig
+
+    from ernie_pretrain.model import BUILTIN_CONFIGS, base_config_dict, find_model_config_file
+
+    if model is None:
+        if source.checkpoint_dir is None or find_model_config_file(str(source.checkpoint_dir)) is None:
+            raise ToolkitError(f"--model is required: {source.pdparams.parent} has no model_config.json")
+        model = str(source.checkpoint_dir)
+    elif model not in BUILTIN_CONFIGS and not Path(model).is_dir():
+        raise ToolkitError(f"--model {model}: not a built-in name ({', '.join(BUILTIN_CONFIGS)}) nor a directory")
+    try:
+        values = base_config_dict(model)
+    except ToolkitError as error:
+        raise ToolkitError(str(error).replace("--model_name_or_path", "--model", 1)) from None
+    word_embedding = static_params.get((name_map or {}).get(WORD_EMBEDDING_KEY, "embedding_0.w_0"))
+    if model in BUILTIN_CONFIGS and word_embedding is not None:
+        # A built-in architecture is trained with the tokenizer's vocab size: take it from the checkpoint.
+        values["vocab_size"] = int(word_embedding.shape[0])
+    return ErnieConfig(**values)
+
+
+def skeleton_name_map(ernie_config, binary_head: bool) -> Dict[str, str]:
+    """{structured key: static name} of a model built the way run_pretrain_static.py builds it (no checkpoint map)."""
+    import paddle
+
+    from ernie_pretrain.model import build_pretraining_model
+
+    was_dynamic = paddle.in_dynamic_mode()
+    paddle.enable_static()
+    try:
+        with paddle.utils.unique_name.guard(), paddle.static.program_guard(paddle.static.Program()):
+            model = build_pretraining_model(ernie_config, binary_head=binary_head)
+            return {key: value.name for key, value in model.state_dict().items()}
+    finally:
+        if was_dynamic:
+            paddle.disable_static()
+
+
+def convert_state(name_map: Dict[str, str], static_params: Dict[str, np.ndarray], where: str) -> Dict[str, np.ndarray]:
+    """Structured-key state dict; every key must have its static parameter (unmapped static names are ignored)."""
+    missing = [f"{key} ({static})" for key, static in name_map.items() if static not in static_params]
+    if missing:
+        shown = ", ".join(missing[:3])
+        raise ToolkitError(f"{where}: {len(missing)} parameter(s) missing from the static checkpoint, e.g. {shown}")
+    # fp16 (AMP O2) parameters are saved as fp32, as the dygraph checkpoints are.
+    return {
+        key: static_params[static].astype("float32") if static_params[static].dtype == np.float16 else static_params[static]
+        for key, static in name_map.items()
+    }
+
+
+def build_dygraph_model(ernie_config, state: Dict[str, np.ndarray], binary_head: bool, where: str):
+    """The dygraph model with `state` loaded; shapes must match exactly."""
+    import paddle
+
+    from ernie_pretrain.model import build_pretraining_model
+
+    model = build_pretraining_model(ernie_config, binary_head=binary_head)
+    expected = model.state_dict()
+    unknown = sorted(set(state) - set(expected))
+    if unknown:
+        raise ToolkitError(f"{where}: name map has keys this model lacks, e.g. {', '.join(unknown[:3])}; check --model")
+    for key, value in expected.items():
+        if key in state and list(state[key].shape) != list(value.shape):
+            raise ToolkitError(
+                f"{where}: {key} has shape {list(state[key].shape)}, --model expects {list(value.shape)}; check --model"
+            )
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise ToolkitError(f"{where}: no weights for {len(missing)} key(s) of the model, e.g. {', '.join(missing[:3])}")
+    model.set_state_dict({key: paddle.to_tensor(value) for key, value in state.items()})
+    return model
+
+
+def write_output(output_path: Path, model, ernie_config, source: StaticSource) -> List[Path]:
+    """Directory form: weights, model_config.json and tokenizer files; file form: the weights only."""
+    import paddle
+
+    from ernie_pretrain.model import model_config_dict
+
+    state = model.state_dict()
+    if output_path.name.endswith(".pdparams"):
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        paddle.save(state, str(output_path))
+        return [output_path]
+    output_path.mkdir(parents=True, exist_ok=True)
+    written = [output_path / "model_state.pdparams", output_path / "model_config.json"]
+    paddle.save(state, str(written[0]))
+    written[1].write_text(json.dumps(model_config_dict(ernie_config), indent=2, sort_keys=True), encoding="utf-8")
+    if source.checkpoint_dir is not None:
+        for name in TOKENIZER_FILES:
+            if (source.checkpoint_dir / name).is_file():
+                shutil.copyfile(source.checkpoint_dir / name, output_path / name)
+                written.append(output_path / name)
+    if not (output_path / "vocab.txt").is_file():
+        logger.warning("%s: no tokenizer files next to --path; copy vocab.txt there before from_pretrained", output_path)
+    return written
+
+
+def convert(model: Optional[str], path: str, output_path: Optional[str]) -> List[Path]:
+    """Convert the static checkpoint at `path`; returns the files written."""
+    from ernie_pretrain.static_checkpoint import NAME_MAP_FILE, read_name_map, read_static_params
+
+    source = resolve_source(path)
+    static_params = read_static_params(str(source.pdparams))
+    has_map = source.checkpoint_dir is not None and (source.checkpoint_dir / NAME_MAP_FILE).is_file()
+    name_map = read_name_map(str(source.checkpoint_dir)) if has_map else None
+    ernie_config = load_ernie_config(model, source, static_params, name_map)
+    if name_map is None:
+        binary_head = _has_sop_head(ernie_config, static_params)
+        logger.warning("%s: no %s; rebuilding the name map from the architecture", source.pdparams, NAME_MAP_FILE)
+        name_map = skeleton_name_map(ernie_config, binary_head)
+    binary_head = SEQ_RELATIONSHIP_KEY in name_map
+    where = f"--path {path}"
+    state = convert_state(name_map, static_params, where)
+    dygraph_model = build_dygraph_model(ernie_config, state, binary_head, where)
+    if output_path is None:
+        output_path = f"{Path(model or 'ernie').name}_converted.pdparams"
+    return write_output(Path(output_path), dygraph_model, ernie_config, source)
+
+
+def _has_sop_head(ernie_config, static_params: Dict[str, np.ndarray]) -> bool:
+    # ErnieForPretraining has 4 linears after the 6 per layer (pooler, transform, decoder, sop); MaskedLM has 3.
+    sop_linear = f"linear_{6 * ernie_config.num_hidden_layers + 3}.w_0"
+    return sop_linear in static_params and static_params[sop_linear].shape[-1] == 2
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """CLI entry point."""
+    args = build_parser().parse_args(None if argv is None else list(argv))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    written = convert(args.model, args.path, args.output_path)
+    print(f"wrote {', '.join(str(path) for path in written)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,453 @@
+"""The dygraph pretraining run: build, resume, loop (accumulation, AMP, DP), evaluate, save (REFERENCE §11-12)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import paddle
+
+from data_tools.errors import ToolkitError
+from ernie_pretrain import cadence
+from ernie_pretrain.checkpoint import (
+    RngState,
+    check_resume_compatible,
+    find_resume_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from ernie_pretrain.data import (
+    EvalStream,
+    PretrainingData,
+    base_vocab_size,
+    build_collate_fn,
+    build_datasets,
+    data_prefixes,
+    load_pretraining_tokenizer,
+    make_loader,
+)
+from ernie_pretrain.lr_schedule import build_lr_scheduler
+from ernie_pretrain.metrics_logger import MetricsLogger
+from ernie_pretrain.model import (
+    BUILTIN_CONFIGS,
+    PretrainingCriterion,
+    architecture_fingerprint,
+    build_ernie_config,
+    build_pretraining_model,
+    enable_recompute,
+    forward_pretraining,
+    load_model_weights,
+    model_config_dict,
+)
+from ernie_pretrain.optim import build_optimizer
+from ernie_pretrain.runtime import Runtime, seed_for_training
+
+logger = logging.getLogger("ernie_pretrain")
+
+LOSS_NAMES = ("loss", "lm_loss", "sop_loss")
+# REFERENCE §11.5: run these in fp16 under O1, keep the fused softmax-CE in fp32.
+AMP_WHITE_LIST = ["softmax", "layer_norm", "gelu"]
+AMP_BLACK_LIST = ["c_softmax_with_cross_entropy"]
+
+
+@dataclass
+class TrainingState:
+    """Position of the run: resumable via state_dict(), saved with every checkpoint."""
+
+    global_step: int = 0
+    consumed_samples: int = 0
+    # Loss sums since the last log line, so a checkpoint between log steps resumes the same averages.
+    pending_losses: List[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    pending_micro_batches: int = 0
+    # RNG states read from a checkpoint, applied right before the loop (data building must not disturb them).
+    pending_rng: Optional[Dict[str, Any]] = None
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Plain-python state."""
+        return {
+            "global_step": self.global_step,
+            "consumed_samples": self.consumed_samples,
+            "pending_losses": list(self.pending_losses),
+            "pending_micro_batches": self.pending_micro_batches,
+        }
+
+    def set_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore a state saved by state_dict()."""
+        self.global_step = int(state["global_step"])
+        self.consumed_samples = int(state["consumed_samples"])
+        self.pending_losses = [float(value) for value in state.get("pending_losses", [0.0, 0.0, 0.0])]
+        self.pending_micro_batches = int(state.get("pending_micro_batches", 0))
+
+
+@dataclass
+class TrainResult:
+    """What a run did (tests assert on it; rank 0 also has it in metrics.jsonl)."""
+
+    global_step: int
+    train_losses: List[float]
+    valid_losses: List[Dict[str, float]]
+    test_losses: Optional[Dict[str, float]]
+    resumed_from: Optional[str]
+
+
+@dataclass
+class TrainingParts:
+    """Everything the loop touches, built once."""
+
+    model: paddle.nn.Layer
+    # The model the loop calls: `model`, or its DataParallel wrapper.
+    engine: paddle.nn.Layer
+    criterion: PretrainingCriterion
+    optimizer: paddle.optimizer.Optimizer
+    lr_scheduler: Any
+    scaler: Optional[paddle.amp.GradScaler]
+    tokenizer: Any
+    ernie_config: Any
+    use_amp: bool
+
+
+def build_model(config, tokenizer) -> tuple:
+    """(model, criterion, ernie_config): the built-in config from scratch or a checkpoint dir (weights on request)."""
+    ernie_config = build_ernie_config(config.model, base_vocab_size(tokenizer))
+    max_positions = int(ernie_config.max_position_embeddings)
+    if config.data.max_seq_length > max_positions:
+        raise ToolkitError(
+            f"--max_seq_len {config.data.max_seq_length} exceeds the model's max_position_embeddings {max_positions}"
+        )
+    model = build_pretraining_model(ernie_config, config.model.binary_head)
+    name = config.model.model_name_or_path
+    if config.model.continue_training:
+        if name in BUILTIN_CONFIGS:
+            raise ToolkitError(
+                f"--continue_training needs trained weights: --model_name_or_path {name} is a built-in config "
+                "(random init, no download); pass a checkpoint directory instead"
+            )
+        load_model_weights(model, name)
+    if config.model.use_recompute:
+        enable_recompute(model)
+    return model, PretrainingCriterion(config.model.binary_head), ernie_config
+
+
+def amp_enabled(config, runtime: Runtime) -> bool:
+    """AMP only where Paddle implements it; on CPU it would silently stay fp32, so say so."""
+    if not config.runtime.use_amp:
+        return False
+    if runtime.device == "cpu":
+        logger.warning("--use_amp true has no effect on cpu (Paddle's AMP is GPU/XPU only): training in fp32")
+        return False
+    return True
+
+
+def build_training_parts(config, runtime: Runtime, tokenizer) -> TrainingParts:
+    """Model, criterion, optimizer, scheduler, scaler, with AMP decoration and the data-parallel wrapper."""
+    model, criterion, ernie_config = build_model(config, tokenizer)
+    lr_scheduler = build_lr_scheduler(config.optim)
+    use_amp = amp_enabled(config, runtime)
+    optimizer = build_optimizer(config.optim, model, lr_scheduler, multi_precision=use_amp)
+    scaler = None
+    if use_amp:
+        scaler = paddle.amp.GradScaler(init_loss_scaling=config.runtime.scale_loss)
+        if config.runtime.fp16_opt_level == "O2":
+            model, optimizer = paddle.amp.decorate(models=model, optimizers=optimizer, level="O2", master_weight=True)
+    engine = model
+    if runtime.world_size > 1:
+        from paddle.distributed import fleet
+
+        # Without the SOP head the pooler gets no gradient; DataParallel must be told.
+        engine = paddle.DataParallel(model, find_unused_parameters=not config.model.binary_head)
+        if scaler is not None:
+            scaler = fleet.distributed_scaler(scaler)
+    return TrainingParts(model, engine, criterion, optimizer, lr_scheduler, scaler, tokenizer, ernie_config, use_amp)
+
+
+def checkpoint_meta(config, state: TrainingState, ernie_config) -> Dict[str, Any]:
+    """config.yml: the original's keys plus what a resume must agree on."""
+    return {
+        "model_name": config.model.model_name_or_path,
+        "global_step": state.global_step,
+        "global_batch_size": config.schedule.global_batch_size,
+        "consumed_samples": state.consumed_samples,
+        "micro_batch_size": config.schedule.micro_batch_size,
+        "data_world_size": config.schedule.data_world_size,
+        "model_config": architecture_fingerprint(ernie_config),
+        "data_prefixes": [[weight, name] for weight, name in data_prefixes(config.data.input_dir)],
+    }
+
+
+def checkpoint_parts(parts: TrainingParts, state: TrainingState) -> Dict[str, Any]:
+    """Named parts the checkpointer saves and loads (same names for the static script)."""
+    return {
+        "model": _Fp32Model(parts.model),
+        "optimizer": parts.optimizer,
+        "scaler": parts.scaler,
+        "rng": RngState(),
+        "training_state": state,
+    }
+
+
+class _Fp32Model:
+    """Saves fp16 (AMP O2) weights as fp32, and loads fp32 weights back into the model's own dtypes."""
+
+    def __init__(self, model: paddle.nn.Layer):
+        self.model = model
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {
+            key: value.astype("float32") if value.dtype in (paddle.float16, paddle.bfloat16) else value
+            for key, value in self.model.state_dict().items()
+        }
+
+    def set_state_dict(self, state: Dict[str, Any]) -> None:
+        own = self.model.state_dict()
+        missing = sorted(set(own) - set(state))
+        if missing:
+            raise ToolkitError(f"checkpoint lacks {len(missing)} model parameter(s), e.g. {missing[0]}")
+        self.model.set_state_dict({key: paddle.to_tensor(state[key]).astype(own[key].dtype) for key in own})
+
+
+def restore_if_resuming(config, runtime: Runtime, parts: TrainingParts, state: TrainingState) -> Optional[str]:
+    """Continue from `output_dir/model_last` (or its backup) when present; refuse incompatible resumes."""
+    directory = find_resume_checkpoint(config.runtime.output_dir)
+    if directory is None:
+        return None
+    from ernie_pretrain.checkpoint import read_meta
+
+    meta = read_meta(directory)
+    check_resume_compatible(meta, checkpoint_meta(config, state, parts.ernie_config), str(directory))
+    resumable = checkpoint_parts(parts, state)
+    rng_state: Dict[str, Any] = {}
+    # RNG states are per rank; only rank 0 saved them, so other ranks keep their fresh seed + rank streams.
+    resumable["rng"] = rng_state if runtime.is_main else None
+    load_checkpoint(str(directory), resumable)
+    state.pending_rng = rng_state or None
+    if state.global_step != int(meta["global_step"]):
+        state.global_step = int(meta["global_step"])
+        state.consumed_samples = int(meta["consumed_samples"])
+    parts.lr_scheduler.last_epoch = state.global_step
+    parts.lr_scheduler.last_lr = parts.lr_scheduler.get_lr()
+    logger.info(f"resumed from {directory} at global step {state.global_step}")
+    return str(directory)
+
+
+def build_pretraining_data(config, runtime: Runtime, tokenizer, state: TrainingState) -> PretrainingData:
+    """The three splits; index maps built by the first rank(s) while the others wait for the cache."""
+    builds_first = runtime.rank == 0 if config.data.share_folder else runtime.local_rank == 0
+    datasets = None
+    if runtime.world_size > 1 and not builds_first:
+        paddle.distributed.barrier()
+    datasets = build_datasets(config, tokenizer, runtime.data_rank, runtime.local_rank, runtime.rank)
+    if runtime.world_size > 1 and builds_first:
+        paddle.distributed.barrier()
+    train, valid, test = datasets
+    if train is None or len(train) == 0:
+        raise ToolkitError(f"--input_dir {config.data.input_dir}: the train split is empty (check --split)")
+    collate = build_collate_fn(config.data.max_seq_length, tokenizer.pad_token_id)
+    return PretrainingData(train, valid, test, collate)
+
+
+def _no_sync(engine: paddle.nn.Layer, skip: bool):
+    return engine.no_sync() if skip and isinstance(engine, paddle.DataParallel) else contextlib.nullcontext()
+
+
+def _autocast(parts: TrainingParts, config):
+    if not parts.use_amp:
+        return contextlib.nullcontext()
+    return paddle.amp.auto_cast(
+        enable=True,
+        custom_white_list=AMP_WHITE_LIST,
+        custom_black_list=AMP_BLACK_LIST,
+        level=config.runtime.fp16_opt_level,
+    )
+
+
+def _compute_losses(parts: TrainingParts, config, batch: Dict[str, paddle.Tensor]):
+    with _autocast(parts, config):
+        scores, sop_scores = forward_pretraining(parts.engine, batch)
+        return parts.criterion(scores, sop_scores, batch["masked_lm_labels"], batch["next_sentence_labels"])
+
+
+def _mean_across_ranks(values: List[float], runtime: Runtime) -> List[float]:
+    if runtime.world_size == 1:
+        return values
+    tensor = paddle.to_tensor(values, dtype="float64")
+    paddle.distributed.all_reduce(tensor)
+    return [float(value) / runtime.world_size for value in tensor.numpy()]
+
+
+def train_step(parts: TrainingParts, config, micro_batches) -> List[float]:
+    """One global step over `accumulate_steps` micro-batches; returns the summed (loss, lm, sop) of this rank."""
+    accumulate_steps = config.schedule.accumulate_steps
+    sums = [0.0, 0.0, 0.0]
+    for index, batch in enumerate(micro_batches):
+        # Gradients are all-reduced once per global step, on the last micro-batch.
+        with _no_sync(parts.engine, skip=index < accumulate_steps - 1):
+            total, lm_loss, sop_loss = _compute_losses(parts, config, batch)
+            scaled = total / accumulate_steps
+            if parts.scaler is not None:
+                scaled = parts.scaler.scale(scaled)
+            scaled.backward()
+        for slot, value in enumerate((total, lm_loss, sop_loss)):
+            sums[slot] += float(value)
+    if parts.scaler is not None:
+        parts.scaler.step(parts.optimizer)
+        parts.scaler.update()
+    else:
+        parts.optimizer.step()
+    parts.optimizer.clear_grad()
+    return sums
+
+
+def evaluate(parts: TrainingParts, config, runtime: Runtime, stream: EvalStream, micro_batches: int) -> Optional[Dict[str, float]]:
+    """Mean losses over the next `micro_batches` of `stream` (no grad), averaged across ranks."""
+    if stream.loader is None:
+        return None
+    parts.engine.eval()
+    sums, count, start = [0.0, 0.0, 0.0], 0, time.perf_counter()
+    with paddle.no_grad():
+        for batch in stream.take(micro_batches):
+            for slot, value in enumerate(_compute_losses(parts, config, batch)):
+                sums[slot] += float(value)
+            count += 1
+    parts.engine.train()
+    if count == 0:
+        return None
+    means = _mean_across_ranks([value / count for value in sums], runtime)
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    result = dict(zip(LOSS_NAMES, means))
+    result["samples_per_second"] = count * config.schedule.micro_batch_size * runtime.world_size / elapsed
+    return result
+
+
+def save(config, runtime: Runtime, parts: TrainingParts, state: TrainingState, name: str) -> None:
+    """Rank 0 writes `output_dir/<name>` atomically; every rank waits for it."""
+    if runtime.is_main:
+        save_checkpoint(
+            str(Path(config.runtime.output_dir) / name),
+            checkpoint_parts(parts, state),
+            checkpoint_meta(config, state, parts.ernie_config),
+            tokenizer=parts.tokenizer,
+            model_config=model_config_dict(parts.ernie_config),
+        )
+    if runtime.world_size > 1:
+        paddle.distributed.barrier()
+
+
+def _log_train(config, runtime, parts, state, metrics, losses_so_far, interval_start, lr) -> List[float]:
+    schedule = config.schedule
+    count = max(state.pending_micro_batches, 1)
+    means = _mean_across_ranks([value / count for value in state.pending_losses], runtime)
+    elapsed = max(time.perf_counter() - interval_start, 1e-9)
+    steps_per_second = schedule.logging_freq / elapsed
+    samples_per_second = steps_per_second * schedule.global_batch_size
+    amp = None
+    if parts.scaler is not None:
+        amp = {"loss_scaling": float(parts.scaler._scale)} if hasattr(parts.scaler, "_scale") else None
+    metrics.log_train(
+        state.global_step,
+        dict(zip(LOSS_NAMES, means)),
+        lr,
+        steps_per_second,
+        samples_per_second,
+        samples_per_second * config.data.max_seq_length,
+        amp,
+    )
+    losses_so_far.append(means[0])
+    state.pending_losses = [0.0, 0.0, 0.0]
+    state.pending_micro_batches = 0
+    return means
+
+
+def train(config, runtime: Runtime, parts: TrainingParts, data: PretrainingData, state: TrainingState,
+          resumed_from: Optional[str] = None) -> TrainResult:
+    """Run from `state.global_step` to max_steps: log, evaluate, snapshot, checkpoint; then the final test."""
+    schedule = config.schedule
+    metrics = MetricsLogger(config.runtime.output_dir, runtime.is_main)
+    metrics.add_text("args", json.dumps(config.to_dict(), indent=2, default=str))
+    metrics.add_text("model_config", json.dumps(model_config_dict(parts.ernie_config), indent=2))
+    loader_args = (schedule.micro_batch_size, runtime.data_rank, runtime.data_world_size)
+    train_loader = make_loader(data.train, data.collate_fn, *loader_args, state.consumed_samples,
+                               config.runtime.num_workers)
+    valid_stream = EvalStream(make_loader(data.valid, data.collate_fn, *loader_args,
+                                          schedule.valid_offset(state.global_step), 0, wrap=True))
+    train_iterator = iter(train_loader)
+    train_losses: List[float] = []
+    valid_losses: List[Dict[str, float]] = []
+    parts.engine.train()
+    if state.pending_rng is not None:
+        RngState().set_state_dict(state.pending_rng)
+        state.pending_rng = None
+    interval_start = time.perf_counter()
+    try:
+        while state.global_step < schedule.max_steps:
+            micro_batches = _take_micro_batches(train_iterator, schedule.accumulate_steps, config)
+            lr = parts.optimizer.get_lr()
+            sums = train_step(parts, config, micro_batches)
+            parts.lr_scheduler.step()
+            state.global_step += 1
+            state.consumed_samples += schedule.global_batch_size
+            state.pending_losses = [a + b for a, b in zip(state.pending_losses, sums)]
+            state.pending_micro_batches += schedule.accumulate_steps
+            step = state.global_step
+            if cadence.should_log(step, schedule):
+                _log_train(config, runtime, parts, state, metrics, train_losses, interval_start, lr)
+                interval_start = time.perf_counter()
+            if cadence.should_eval(step, schedule):
+                result = evaluate(parts, config, runtime, valid_stream, schedule.eval_micro_batches)
+                if result is not None:
+                    valid_losses.append(result)
+                    metrics.log_eval("valid", step, {k: result[k] for k in LOSS_NAMES}, result["samples_per_second"])
+            if cadence.should_save(step, schedule):
+                save(config, runtime, parts, state, f"model_{step}")
+            if cadence.should_checkpoint(step, schedule):
+                save(config, runtime, parts, state, "model_last")
+        test_losses = None
+        test_loader = make_loader(data.test, data.collate_fn, *loader_args, 0, 0, wrap=True)
+        result = evaluate(parts, config, runtime, EvalStream(test_loader), schedule.test_micro_batches)
+        if result is not None:
+            test_losses = result
+            metrics.log_eval("test", state.global_step, {k: result[k] for k in LOSS_NAMES}, result["samples_per_second"])
+    finally:
+        metrics.close()
+    return TrainResult(state.global_step, train_losses, valid_losses, test_losses, resumed_from)
+
+
+def _take_micro_batches(iterator, count: int, config) -> List[Dict[str, paddle.Tensor]]:
+    batches = []
+    for _ in range(count):
+        try:
+            batches.append(next(iterator))
+        except StopIteration:
+            raise ToolkitError(
+                f"--input_dir {config.data.input_dir}: the train split ran out of samples before --max_steps"
+            ) from None
+    return batches
+
+
+def prepare_output_dir(config, runtime: Runtime) -> None:
+    """Create output_dir (PaddleNLP #1546) and save the resolved config next to the checkpoints."""
+    if runtime.is_main:
+        output = Path(config.runtime.output_dir)
+        output.mkdir(parents=True, exist_ok=True)
+        resolved = json.dumps(config.to_dict(), indent=2, default=str)
+        (output / "pretrain_config.json").write_text(resolved, encoding="utf-8")
+        logger.info(f"resolved config:\n{resolved}")
+    if runtime.world_size > 1:
+        paddle.distributed.barrier()
+
+
+def run_dygraph(config, runtime: Runtime) -> TrainResult:
+    """Tokenizer -> model/optimizer -> resume -> data -> train. Built in a unique-name scope so names are stable."""
+    prepare_output_dir(config, runtime)
+    tokenizer = load_pretraining_tokenizer(config.model.tokenizer_source)
+    with paddle.utils.unique_name.guard():
+        parts = build_training_parts(config, runtime, tokenizer)
+        seed_for_training(config.runtime, runtime)
+        state = TrainingState()
+        resumed_from = restore_if_resuming(config, runtime, parts, state)
+        data = build_pretraining_data(config, runtime, tokenizer, state)
+        return train(config, runtime, parts, data, state, resumed_from)
