@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--short_seq_prob", type=float, default=0.1)
     add("--favor_longer_ngram", type=str2bool, default=False)
     add("--max_ngrams", type=int, default=3)
+    add(
+        "--masking_level",
+        default="word",
+        help="Masking units: char, word, phrase, entity, or a mix like word:0.6,phrase:0.2,entity:0.2.",
+    )
     add("--share_folder", type=str2bool, default=False, help="Data on a shared filesystem: global rank 0 builds maps.")
     add("--data_impl", default="mmap", choices=["mmap", "lazy"], help="Accepted for compatibility; always mmap.")
     add("--num_workers", type=int, default=2, help="DataLoader worker processes.")
@@ -179,6 +184,7 @@ def build_data_config(ns: argparse.Namespace, binary_head: bool) -> Any:
         "max_ngrams": ns.max_ngrams,
         "favor_longer_ngram": ns.favor_longer_ngram,
         "binary_head": binary_head,
+        "masking_level": ns.masking_level,
         "seed": ns.seed,
         "share_folder": ns.share_folder,
     }

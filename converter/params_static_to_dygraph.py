@@ -75,7 +75,9 @@ def resolve_source(path: str) -> StaticSource:
     if given.is_dir():
         candidate = given / f"{STATIC_VARS_PREFIX}.pdparams"
         if not candidate.is_file():
-            raise ToolkitError(f"--path {path}: directory has no {STATIC_VARS_PREFIX}.pdparams (not a static checkpoint)")
+            raise ToolkitError(
+                f"--path {path}: directory has no {STATIC_VARS_PREFIX}.pdparams (not a static checkpoint)"
+            )
         return StaticSource(candidate, given)
     for suffix in (".pdparams", ".pdopt", ".json", ".pdmodel"):
         if given.name.endswith(suffix):
@@ -104,9 +106,15 @@ def load_ernie_config(model: Optional[str], source: StaticSource, static_params:
     except ToolkitError as error:
         raise ToolkitError(str(error).replace("--model_name_or_path", "--model", 1)) from None
     word_embedding = static_params.get((name_map or {}).get(WORD_EMBEDDING_KEY, "embedding_0.w_0"))
-    if model in BUILTIN_CONFIGS and word_embedding is not None:
-        # A built-in architecture is trained with the tokenizer's vocab size: take it from the checkpoint.
-        values["vocab_size"] = int(word_embedding.shape[0])
+    if word_embedding is not None:
+        if model in BUILTIN_CONFIGS:
+            # A built-in architecture is trained with the tokenizer's vocab size: take it from the checkpoint.
+            values["vocab_size"] = int(word_embedding.shape[0])
+        if int(values.get("hidden_size", 0)) != int(word_embedding.shape[1]):
+            raise ToolkitError(
+                f"--model {model}: hidden_size {values.get('hidden_size')} does not match the checkpoint's "
+                f"{int(word_embedding.shape[1])} ({source.pdparams}); pass the config the checkpoint was trained with"
+            )
     return ErnieConfig(**values)
 
 
@@ -135,7 +143,9 @@ def convert_state(name_map: Dict[str, str], static_params: Dict[str, np.ndarray]
         raise ToolkitError(f"{where}: {len(missing)} parameter(s) missing from the static checkpoint, e.g. {shown}")
     # fp16 (AMP O2) parameters are saved as fp32, as the dygraph checkpoints are.
     return {
-        key: static_params[static].astype("float32") if static_params[static].dtype == np.float16 else static_params[static]
+        key: static_params[static].astype("float32")
+        if static_params[static].dtype == np.float16
+        else static_params[static]
         for key, static in name_map.items()
     }
 
@@ -150,7 +160,9 @@ def build_dygraph_model(ernie_config, state: Dict[str, np.ndarray], binary_head:
     expected = model.state_dict()
     unknown = sorted(set(state) - set(expected))
     if unknown:
-        raise ToolkitError(f"{where}: name map has keys this model lacks, e.g. {', '.join(unknown[:3])}; check --model")
+        raise ToolkitError(
+            f"{where}: name map has keys this model lacks, e.g. {', '.join(unknown[:3])}; check --model"
+        )
     for key, value in expected.items():
         if key in state and list(state[key].shape) != list(value.shape):
             raise ToolkitError(
@@ -158,7 +170,9 @@ def build_dygraph_model(ernie_config, state: Dict[str, np.ndarray], binary_head:
             )
     missing = sorted(set(expected) - set(state))
     if missing:
-        raise ToolkitError(f"{where}: no weights for {len(missing)} key(s) of the model, e.g. {', '.join(missing[:3])}")
+        raise ToolkitError(
+            f"{where}: no weights for {len(missing)} key(s) of the model, e.g. {', '.join(missing[:3])}"
+        )
     model.set_state_dict({key: paddle.to_tensor(value) for key, value in state.items()})
     return model
 
@@ -184,7 +198,9 @@ def write_output(output_path: Path, model, ernie_config, source: StaticSource) -
                 shutil.copyfile(source.checkpoint_dir / name, output_path / name)
                 written.append(output_path / name)
     if not (output_path / "vocab.txt").is_file():
-        logger.warning("%s: no tokenizer files next to --path; copy vocab.txt there before from_pretrained", output_path)
+        logger.warning(
+            "%s: no tokenizer files next to --path; copy vocab.txt there before from_pretrained", output_path
+        )
     return written
 
 

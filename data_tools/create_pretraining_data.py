@@ -132,10 +132,41 @@ class Totals:
     spans: int = 0
 
 
-def _progress(total_bytes: int):
-    from tqdm import tqdm
+class _Progress:
+    """A tqdm bar over input bytes (MB/s, ETA) with docs/s, on a terminal; elsewhere a plain line per log_interval."""
 
-    return tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1000, mininterval=1.0, file=sys.stderr)
+    def __init__(self, total_bytes: int, log_interval: int):
+        self._interactive = sys.stderr.isatty()
+        self._log_interval = log_interval
+        self._start = time.perf_counter()
+        self._bytes = 0
+        self._bar = None
+        if self._interactive:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1000, file=sys.stderr)
+
+    def documents_done(self, documents: int) -> None:
+        if documents % self._log_interval:
+            return
+        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        if self._bar is not None:
+            self._bar.set_postfix(docs=documents, docs_per_s=f"{documents / elapsed:.0f}", refresh=False)
+        else:
+            print(
+                f"processed {documents} docs ({documents / elapsed:.1f} docs/s, "
+                f"{self._bytes / elapsed / 1e6:.2f} MB/s)",
+                file=sys.stderr,
+            )
+
+    def bytes_done(self, num_bytes: int) -> None:
+        self._bytes += num_bytes
+        if self._bar is not None:
+            self._bar.update(num_bytes)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 class _SizedBatches:
@@ -153,9 +184,9 @@ class _SizedBatches:
 
 def _write_all(args, config, probe, files, writer, span_writer, skipped: SkipCounter) -> Totals:
     totals = Totals()
-    start = time.perf_counter()
     batches = _SizedBatches(files)
-    with _progress(sum(path.stat().st_size for path in files)) as bar:
+    progress = _Progress(sum(path.stat().st_size for path in files), args.log_interval)
+    try:
         for results in run_ordered(config, iter(batches), args.workers, probe):
             for result in results:
                 if not isinstance(result, EncodedDocument):
@@ -173,12 +204,10 @@ def _write_all(args, config, probe, files, writer, span_writer, skipped: SkipCou
                 totals.documents += 1
                 totals.sentences += len(result.sentences)
                 totals.tokens += sum(len(ids) for ids in result.sentences)
-                if totals.documents % args.log_interval == 0:
-                    elapsed = max(time.perf_counter() - start, 1e-9)
-                    bar.set_postfix(
-                        docs=totals.documents, docs_per_s=f"{totals.documents / elapsed:.0f}", refresh=False
-                    )
-            bar.update(batches.sizes.popleft())
+                progress.documents_done(totals.documents)
+            progress.bytes_done(batches.sizes.popleft())
+    finally:
+        progress.close()
     return totals
 
 

@@ -24,7 +24,7 @@ from data_tools.errors import ToolkitError, run_cli
 
 SPLITS = ("train", "dev", "test")
 NUM_FILES = 4
-_SENTENCE_END = re.compile(r"(?<=[。！？])|\n")
+_SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
 
 
 def package_dir(name: str) -> Optional[Path]:

@@ -40,6 +40,7 @@ _HASH_BASE = 0x9E3779B97F4A7C15 | 1
 _HASH_BASE_INV = pow(_HASH_BASE, -1, 1 << 64)
 _LENGTH_KEY = np.uint64(0xC2B2AE3D27D4EB4F)
 _SENTENCE_KEY = np.uint64(0x165667B19E3779F9)
+_BITMAP_SHIFT = np.uint64(44)  # 2**20-entry prefilter
 # A run cache above this many distinct runs is dropped and rebuilt: bounded memory on endless corpora.
 _RUN_CACHE_LIMIT = 1 << 20
 
@@ -238,6 +239,7 @@ class FastSentenceEncoder:
         self.slow = SlowSentenceEncoder(tokenizer, whole_word_mask, max_word_len)
         self._run_cache: Dict[str, _RunTokens] = {}
         self._powers = _Powers()
+        self._key_bitmap = np.zeros(1 << (64 - int(_BITMAP_SHIFT)), bool)
         self._build_tables()
         self._build_fallback_check()
 
@@ -396,8 +398,8 @@ class FastSentenceEncoder:
             run_first = np.repeat(tokens_before_char[run_starts] - (np.cumsum(runs.counts) - runs.counts), runs.counts)
             run_index = run_first + np.arange(len(runs.ids), dtype=np.int64)
 
-        def gather(iso_table: np.ndarray, run_values: Optional[np.ndarray]) -> np.ndarray:
-            values = iso_table[iso_slots]
+        def gather(iso_values: np.ndarray, run_values: Optional[np.ndarray]) -> np.ndarray:
+            values = iso_values
             if runs is None:
                 return values
             merged = np.empty(num_tokens, values.dtype)
@@ -405,17 +407,17 @@ class FastSentenceEncoder:
             merged[run_index] = run_values
             return merged
 
-        ids = gather(self._iso_ids, None if runs is None else runs.ids)
+        ids = gather(self._iso_ids[iso_slots], None if runs is None else runs.ids)
         if want_marks and num_tokens:
             marked = self._whole_word_marks(
                 words_list,
                 token_counts,
-                gather(self._iso_hashes, None if runs is None else runs.hashes),
-                gather(self._iso_lengths, None if runs is None else runs.lengths),
-                gather(self._iso_cjk, None if runs is None else runs.cjk),
+                gather(self._iso_hashes[iso_slots], None if runs is None else runs.hashes),
+                gather(self._iso_lengths[iso_slots], None if runs is None else runs.lengths),
+                gather(self._iso_cjk[iso_slots], None if runs is None else runs.cjk),
             )
             if marked is not None:
-                ids = np.where(marked, gather(self._iso_sharp_ids, None if runs is None else runs.sharp_ids), ids)
+                ids = np.where(marked, gather(self._iso_sharp_ids[iso_slots], None if runs is None else runs.sharp_ids), ids)
 
         char_offsets = None
         if return_char_offsets:
@@ -507,18 +509,24 @@ class FastSentenceEncoder:
         sentence_of_candidate = np.searchsorted(sentence_ends, candidates, side="right")
         room = sentence_ends[sentence_of_candidate] - candidates
         sentence = sentence_of_candidate.astype(np.uint64)
-        best = np.zeros(len(candidates), np.int64)
-        last_key = len(word_keys) - 1
-        for window in range(self.max_word_len, 1, -1):
-            fits = np.flatnonzero((room >= window) & (best == 0))
-            if not len(fits):
-                continue
-            start = candidates[fits]
-            end = start + window
-            char_length = char_ends[end] - char_ends[start]
-            keys = _mix_key(prefix[end] - prefix[start] * up[char_length], char_length, sentence[fits])
-            found = np.minimum(np.searchsorted(word_keys, keys), last_key)
-            best[fits[word_keys[found] == keys]] = window
+        # All windows of max_word_len..2 tokens at once, rows longest first; a window past its sentence is invalid.
+        windows = np.arange(self.max_word_len, 1, -1, dtype=np.int64)[:, None]
+        valid = room[None, :] >= windows
+        start = candidates[None, :]
+        end = np.where(valid, start + windows, start)
+        char_length = char_ends[end] - char_ends[start]
+        keys = _mix_key(prefix[end] - prefix[start] * up[char_length], char_length, sentence[None, :])
+        # A bitmap over the keys' top bits rejects almost every non-word cheaply; the rest is checked exactly.
+        bitmap = self._key_bitmap
+        bitmap[word_keys >> _BITMAP_SHIFT] = True
+        maybe = np.flatnonzero(valid & bitmap[keys >> _BITMAP_SHIFT])
+        bitmap[word_keys >> _BITMAP_SHIFT] = False
+        maybe_keys = keys.ravel()[maybe]
+        found = np.minimum(np.searchsorted(word_keys, maybe_keys), len(word_keys) - 1)
+        hit = np.zeros(keys.size, bool)
+        hit[maybe[word_keys[found] == maybe_keys]] = True
+        hit = hit.reshape(keys.shape)
+        best = np.where(hit.any(axis=0), windows[hit.argmax(axis=0), 0], 0)
         matched = np.flatnonzero(best)
         if not len(matched):
             return None

@@ -12,6 +12,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -25,49 +26,123 @@ namespace py = pybind11;
 
 namespace {
 
+#if defined(__GNUC__) || defined(__clang__)
+#define INDEX_HELPERS_PREFETCH(address) __builtin_prefetch(address)
+#else
+#define INDEX_HELPERS_PREFETCH(address) ((void)0)
+#endif
+
 // A document with more than one sentence is skipped when any sentence is longer than this (original constant).
 constexpr int32_t kLongSentenceLen = 512;
 
 template <typename T>
 using InArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
-// Moves a heap buffer into a numpy array of shape [rows, Width] without copying; numpy frees it.
 template <typename T, std::size_t Width>
-py::array rows_to_numpy(std::vector<T>&& flat) {
-    const auto rows = static_cast<py::ssize_t>(flat.size() / Width);
-    const std::vector<py::ssize_t> shape{rows, static_cast<py::ssize_t>(Width)};
-    if (flat.empty()) {
+using Rows = std::vector<std::array<T, Width>>;
+
+// Moves the rows into a numpy array of shape [rows, Width] without copying; numpy frees them.
+template <typename T, std::size_t Width>
+py::array rows_to_numpy(Rows<T, Width>&& rows) {
+    static_assert(sizeof(std::array<T, Width>) == Width * sizeof(T), "rows must be packed");
+    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(rows.size()), static_cast<py::ssize_t>(Width)};
+    if (rows.empty()) {
         return py::array_t<T>(shape);
     }
-    auto* owned = new std::vector<T>(std::move(flat));
-    py::capsule free_when_done(owned, [](void* pointer) { delete static_cast<std::vector<T>*>(pointer); });
-    return py::array_t<T>(shape, owned->data(), free_when_done);
+    auto* owned = new Rows<T, Width>(std::move(rows));
+    py::capsule free_when_done(owned, [](void* pointer) { delete static_cast<Rows<T, Width>*>(pointer); });
+    return py::array_t<T>(shape, owned->front().data(), free_when_done);
 }
 
-// Fisher-Yates from the end with mt19937_64(seed + 1), as the original shuffles its maps.
-template <typename T, std::size_t Width>
-void shuffle_rows(std::vector<T>& flat, int32_t seed) {
-    const auto num_rows = static_cast<int64_t>(flat.size() / Width);
-    std::mt19937_64 rand64(static_cast<uint64_t>(static_cast<int64_t>(seed) + 1));
-    T* data = flat.data();
-    for (int64_t i = num_rows - 1; i > 0; --i) {
-        const auto j = static_cast<int64_t>(rand64() % static_cast<uint64_t>(i + 1));
-        T* row_i = data + Width * i;
-        T* row_j = data + Width * j;
-        for (std::size_t k = 0; k < Width; ++k) {
-            std::swap(row_i[k], row_j[k]);
+// std::mersenne_twister_engine, bit for bit, but producing a whole state's worth of outputs per refill so the
+// twist and the tempering vectorise (libstdc++ tempers one output per call, several times slower here).
+template <typename UInt, int N, int M, int R, UInt A, int U, UInt D, int S, UInt B, int T, UInt C, int L, UInt F>
+class BlockMersenneTwister {
+   public:
+    explicit BlockMersenneTwister(UInt seed) {
+        state_[0] = seed;
+        for (int i = 1; i < N; ++i) {
+            const UInt previous = state_[i - 1];
+            state_[i] = F * (previous ^ (previous >> (kWordBits - 2))) + static_cast<UInt>(i);
         }
+        index_ = N;
+    }
+
+    UInt operator()() {
+        if (index_ == N) refill();
+        return output_[index_++];
+    }
+
+   private:
+    static constexpr int kWordBits = static_cast<int>(sizeof(UInt) * 8);
+    static constexpr UInt kUpper = static_cast<UInt>(~UInt{0} << R);
+    static constexpr UInt kLower = static_cast<UInt>(~kUpper);
+
+    static UInt twist(UInt upper_word, UInt lower_word, UInt far_word) {
+        const UInt y = (upper_word & kUpper) | (lower_word & kLower);
+        return far_word ^ (y >> 1) ^ ((static_cast<UInt>(0) - (y & 1)) & A);
+    }
+
+    void refill() {
+        for (int i = 0; i < N - M; ++i) state_[i] = twist(state_[i], state_[i + 1], state_[i + M]);
+        for (int i = N - M; i < N - 1; ++i) state_[i] = twist(state_[i], state_[i + 1], state_[i + M - N]);
+        state_[N - 1] = twist(state_[N - 1], state_[0], state_[M - 1]);
+        for (int i = 0; i < N; ++i) {
+            UInt y = state_[i];
+            y ^= (y >> U) & D;
+            y ^= (y << S) & B;
+            y ^= (y << T) & C;
+            y ^= y >> L;
+            output_[i] = y;
+        }
+        index_ = 0;
+    }
+
+    UInt state_[N];
+    UInt output_[N];
+    int index_;
+};
+
+using Mt19937 = BlockMersenneTwister<uint32_t, 624, 397, 31, 0x9908b0dfu, 11, 0xffffffffu, 7, 0x9d2c5680u, 15,
+                                     0xefc60000u, 18, 1812433253u>;
+using Mt19937_64 = BlockMersenneTwister<uint64_t, 312, 156, 31, 0xb5026f5aa96619e9ull, 29, 0x5555555555555555ull, 17,
+                                        0x71d67fffeda60000ull, 37, 0xfff7eee000000000ull, 43,
+                                        6364136223846793005ull>;
+
+// Fisher-Yates from the end with mt19937_64(seed + 1), as the original shuffles its maps. The swap partners are
+// drawn a few rows ahead (same draws, same order) so their cache lines can be fetched before they are needed.
+template <typename T, std::size_t Width>
+void shuffle_rows(Rows<T, Width>& rows, int32_t seed) {
+    constexpr int64_t kAhead = 16;
+    const auto num_rows = static_cast<int64_t>(rows.size());
+    if (num_rows < 2) {
+        return;
+    }
+    Mt19937_64 rand64(static_cast<uint64_t>(static_cast<int64_t>(seed) + 1));
+    int64_t partner[kAhead];
+    int64_t next_draw = num_rows - 1;  // the i whose partner is drawn next
+    auto draw = [&]() {
+        const int64_t j = static_cast<int64_t>(rand64() % static_cast<uint64_t>(next_draw + 1));
+        partner[next_draw % kAhead] = j;
+        INDEX_HELPERS_PREFETCH(&rows[j]);
+        --next_draw;
+    };
+    for (int64_t k = 0; k < kAhead && next_draw > 0; ++k) draw();
+    for (int64_t i = num_rows - 1; i > 0; --i) {
+        const int64_t j = partner[i % kAhead];
+        if (next_draw > 0) draw();
+        std::swap(rows[i], rows[j]);
     }
 }
 
 // Target length of the next sample: usually max_length, with probability ~1/ratio uniform in [2, max_length].
-inline int32_t draw_target_len(int32_t short_seq_ratio, int32_t max_length, std::mt19937& rand32) {
+inline int32_t draw_target_len(int32_t short_seq_ratio, int32_t max_length, Mt19937& rand32) {
     if (short_seq_ratio == 0) {
         return max_length;
     }
-    const uint64_t random_number = rand32();
-    if (random_number % static_cast<uint64_t>(short_seq_ratio) == 0) {
-        return static_cast<int32_t>(2 + random_number % static_cast<uint64_t>(max_length - 1));
+    const uint32_t random_number = rand32();
+    if (random_number % static_cast<uint32_t>(short_seq_ratio) == 0) {
+        return static_cast<int32_t>(2 + random_number % static_cast<uint32_t>(max_length - 1));
     }
     return max_length;
 }
@@ -82,6 +157,7 @@ struct DocumentCounts {
     int64_t empty = 0;
     int64_t one_sentence = 0;
     int64_t long_sentence = 0;
+    int64_t usable_tokens = 0;
 };
 
 void check_documents(const int64_t* docs, int64_t num_docs, int64_t num_sentences) {
@@ -97,15 +173,6 @@ void check_documents(const int64_t* docs, int64_t num_docs, int64_t num_sentence
     }
 }
 
-bool has_long_sentence(const int32_t* sizes, int64_t first, int64_t last) {
-    for (int64_t sentence = first; sentence < last; ++sentence) {
-        if (sizes[sentence] > kLongSentenceLen) {
-            return true;
-        }
-    }
-    return false;
-}
-
 // Documents the original would visit, in order. `long_check_min` is the sentence count from which a document is
 // scanned for long sentences: 2 for build_mapping, min_num_sent for build_blocks_mapping (as in the original).
 std::vector<DocumentSpan> usable_documents(const int64_t* docs, int64_t num_docs, const int32_t* sizes,
@@ -118,10 +185,18 @@ std::vector<DocumentSpan> usable_documents(const int64_t* docs, int64_t num_docs
         const int64_t num_sent = last - first;
         counts.empty += num_sent == 0;
         counts.one_sentence += num_sent == 1;
-        const bool flagged = num_sent >= long_check_min && has_long_sentence(sizes, first, last);
+        // Branch-free max and sum over the document: this loop touches every sentence once and vectorises.
+        int32_t longest = 0;
+        int64_t tokens = 0;
+        for (int64_t sentence = first; sentence < last; ++sentence) {
+            longest = std::max(longest, sizes[sentence]);
+            tokens += sizes[sentence];
+        }
+        const bool flagged = num_sent >= long_check_min && longest > kLongSentenceLen;
         counts.long_sentence += flagged;
         if (num_sent >= min_num_sent && !flagged) {
             usable.push_back({doc, first, last});
+            counts.usable_tokens += tokens;
         }
     }
     return usable;
@@ -135,36 +210,33 @@ std::vector<DocumentSpan> usable_documents(const int64_t* docs, int64_t num_docs
         " with one sentence, " + std::to_string(counts.long_sentence) + " with a long sentence)");
 }
 
-// Room for all epochs once the first one has shown how many rows an epoch yields.
-template <typename T>
-void reserve_rows(std::vector<T>& flat, std::size_t width, uint64_t rows_first_epoch, int64_t num_epochs,
-                  uint64_t max_num_samples) {
-    if (rows_first_epoch == 0) {
+// Room for `rows_per_epoch` rows in each epoch that will run; regrowth copies are what this avoids.
+template <typename Row>
+void reserve_epochs(std::vector<Row>& rows, uint64_t rows_per_epoch, int32_t num_epochs, uint64_t max_num_samples) {
+    if (rows_per_epoch == 0) {
         return;
     }
-    uint64_t epochs = static_cast<uint64_t>(num_epochs);
-    const uint64_t epochs_for_samples = max_num_samples / rows_first_epoch + 2;
-    if (epochs_for_samples < epochs) {
-        epochs = epochs_for_samples;
-    }
-    // Epochs differ slightly in size (random targets); 2 % slack avoids most regrowth. Skip absurd requests.
-    const long double wanted = static_cast<long double>(rows_first_epoch) * epochs * 1.02L + 64.0L;
-    if (wanted * width < static_cast<long double>(uint64_t{1} << 40)) {
-        flat.reserve(static_cast<std::size_t>(wanted) * width);
+    const uint64_t epochs = std::min<uint64_t>(static_cast<uint64_t>(num_epochs), max_num_samples / rows_per_epoch + 2);
+    // Epochs differ slightly in size (random targets): 2 % slack. Absurd requests grow as they go instead.
+    const long double wanted = static_cast<long double>(rows_per_epoch) * epochs * 1.02L + 64.0L;
+    if (wanted * sizeof(Row) < static_cast<long double>(uint64_t{1} << 40)) {
+        rows.reserve(static_cast<std::size_t>(wanted));
     }
 }
 
 template <typename T>
-std::vector<T> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t* sizes, int32_t num_epochs,
-                            uint64_t max_num_samples, int32_t max_seq_length, int32_t short_seq_ratio, int32_t seed,
-                            int32_t min_num_sent, DocumentCounts& counts, int32_t& epochs_done) {
+Rows<T, 3> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t* sizes, int32_t num_epochs,
+                        uint64_t max_num_samples, int32_t max_seq_length, int32_t short_seq_ratio, int32_t seed,
+                        int32_t min_num_sent, DocumentCounts& counts, int32_t& epochs_done) {
     const std::vector<DocumentSpan> usable = usable_documents(docs, num_docs, sizes, min_num_sent, 2, counts);
-    std::vector<T> flat;
-    std::mt19937 rand32(static_cast<uint32_t>(seed));
-    uint64_t num_rows = 0;
+    Rows<T, 3> rows;
+    // First-epoch estimate: a sample per max_seq_length tokens plus the short tail of each document.
+    reserve_epochs(rows, static_cast<uint64_t>(counts.usable_tokens / max_seq_length) + usable.size(), 1,
+                   max_num_samples);
+    Mt19937 rand32(static_cast<uint32_t>(seed));
     epochs_done = 0;
     for (int32_t epoch = 0; epoch < num_epochs; ++epoch) {
-        if (num_rows >= max_num_samples) {
+        if (rows.size() >= max_num_samples) {
             break;
         }
         for (const DocumentSpan& span : usable) {
@@ -178,10 +250,7 @@ std::vector<T> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t
                 ++num_sent;
                 --remaining;
                 if ((seq_len >= target && remaining > 1 && num_sent >= min_num_sent) || remaining == 0) {
-                    flat.push_back(static_cast<T>(start));
-                    flat.push_back(static_cast<T>(sentence + 1));
-                    flat.push_back(static_cast<T>(target));
-                    ++num_rows;
+                    rows.push_back({static_cast<T>(start), static_cast<T>(sentence + 1), static_cast<T>(target)});
                     start = sentence + 1;
                     target = draw_target_len(short_seq_ratio, max_seq_length, rand32);
                     seq_len = 0;
@@ -192,28 +261,29 @@ std::vector<T> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t
         ++epochs_done;
         if (epoch == 0) {
             // The original loops over epochs forever here (PaddleNLP #2555, #3214): fail fast instead.
-            if (num_rows == 0) {
+            if (rows.empty()) {
                 throw_no_usable_document(min_num_sent, num_docs, counts);
             }
-            reserve_rows(flat, 3, num_rows, num_epochs, max_num_samples);
+            reserve_epochs(rows, rows.size(), num_epochs, max_num_samples);
         }
     }
-    shuffle_rows<T, 3>(flat, seed);
-    return flat;
+    shuffle_rows<T, 3>(rows, seed);
+    return rows;
 }
 
 template <typename T>
-std::vector<T> blocks_rows(const int64_t* docs, int64_t num_docs, const int32_t* sizes, const int32_t* titles_sizes,
-                           int32_t num_epochs, uint64_t max_num_samples, int32_t max_seq_length, int32_t seed,
-                           bool use_one_sent_blocks, DocumentCounts& counts, int32_t& epochs_done) {
+Rows<T, 4> blocks_rows(const int64_t* docs, int64_t num_docs, const int32_t* sizes, const int32_t* titles_sizes,
+                       int32_t num_epochs, uint64_t max_num_samples, int32_t max_seq_length, int32_t seed,
+                       bool use_one_sent_blocks, DocumentCounts& counts, int32_t& epochs_done) {
     const int32_t min_num_sent = use_one_sent_blocks ? 1 : 2;
     const std::vector<DocumentSpan> usable =
         usable_documents(docs, num_docs, sizes, min_num_sent, min_num_sent, counts);
-    std::vector<T> flat;
-    uint64_t num_rows = 0;
+    Rows<T, 4> rows;
+    reserve_epochs(rows, static_cast<uint64_t>(counts.usable_tokens / max_seq_length) + usable.size(), 1,
+                   max_num_samples);
     epochs_done = 0;
     for (int32_t epoch = 0; epoch < num_epochs; ++epoch) {
-        if (num_rows >= max_num_samples) {
+        if (rows.size() >= max_num_samples) {
             break;
         }
         int64_t block_id = 0;  // unique within an epoch
@@ -228,11 +298,8 @@ std::vector<T> blocks_rows(const int64_t* docs, int64_t num_docs, const int32_t*
                 ++num_sent;
                 --remaining;
                 if ((seq_len >= target && remaining >= min_num_sent && num_sent >= min_num_sent) || remaining == 0) {
-                    flat.push_back(static_cast<T>(start));
-                    flat.push_back(static_cast<T>(sentence + 1));
-                    flat.push_back(static_cast<T>(span.doc));
-                    flat.push_back(static_cast<T>(block_id));
-                    ++num_rows;
+                    rows.push_back({static_cast<T>(start), static_cast<T>(sentence + 1), static_cast<T>(span.doc),
+                                    static_cast<T>(block_id)});
                     ++block_id;
                     start = sentence + 1;
                     seq_len = 0;
@@ -242,14 +309,14 @@ std::vector<T> blocks_rows(const int64_t* docs, int64_t num_docs, const int32_t*
         }
         ++epochs_done;
         if (epoch == 0) {
-            if (num_rows == 0) {
+            if (rows.empty()) {
                 throw_no_usable_document(min_num_sent, num_docs, counts);
             }
-            reserve_rows(flat, 4, num_rows, num_epochs, max_num_samples);
+            reserve_epochs(rows, rows.size(), num_epochs, max_num_samples);
         }
     }
-    shuffle_rows<T, 4>(flat, seed);
-    return flat;
+    shuffle_rows<T, 4>(rows, seed);
+    return rows;
 }
 
 void check_common(int32_t num_epochs, int32_t max_seq_length, int32_t seed) {
@@ -291,8 +358,8 @@ py::array build_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& s
     const bool wide = static_cast<uint64_t>(num_sentences) > std::numeric_limits<uint32_t>::max();
     DocumentCounts counts;
     int32_t epochs = 0;
-    std::vector<uint32_t> narrow_rows;
-    std::vector<uint64_t> wide_rows;
+    Rows<uint32_t, 3> narrow_rows;
+    Rows<uint64_t, 3> wide_rows;
     {
         py::gil_scoped_release release;
         check_documents(docs, num_docs, num_sentences);
@@ -305,7 +372,7 @@ py::array build_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& s
         }
     }
     if (verbose) {
-        const auto rows = static_cast<int64_t>((wide ? wide_rows.size() : narrow_rows.size()) / 3);
+        const auto rows = static_cast<int64_t>(wide ? wide_rows.size() : narrow_rows.size());
         print_summary("build_mapping", num_docs, counts, epochs, rows);
     }
     return wide ? rows_to_numpy<uint64_t, 3>(std::move(wide_rows)) : rows_to_numpy<uint32_t, 3>(std::move(narrow_rows));
@@ -330,8 +397,8 @@ py::array build_blocks_mapping(const InArray<int64_t>& docs_, const InArray<int3
     const bool wide = static_cast<uint64_t>(num_sentences) > std::numeric_limits<uint32_t>::max();
     DocumentCounts counts;
     int32_t epochs = 0;
-    std::vector<uint32_t> narrow_rows;
-    std::vector<uint64_t> wide_rows;
+    Rows<uint32_t, 4> narrow_rows;
+    Rows<uint64_t, 4> wide_rows;
     {
         py::gil_scoped_release release;
         check_documents(docs, num_docs, num_sentences);
@@ -344,7 +411,7 @@ py::array build_blocks_mapping(const InArray<int64_t>& docs_, const InArray<int3
         }
     }
     if (verbose) {
-        const auto rows = static_cast<int64_t>((wide ? wide_rows.size() : narrow_rows.size()) / 4);
+        const auto rows = static_cast<int64_t>(wide ? wide_rows.size() : narrow_rows.size());
         print_summary("build_blocks_mapping", num_docs, counts, epochs, rows);
     }
     return wide ? rows_to_numpy<uint64_t, 4>(std::move(wide_rows)) : rows_to_numpy<uint32_t, 4>(std::move(narrow_rows));
@@ -411,13 +478,12 @@ py::array build_sample_idx(const InArray<int32_t>& sizes_, const InArray<int32_t
     const int64_t num_sizes = sizes_.shape(0);
     const int64_t num_doc_idx = doc_idx_.shape(0);
     const int64_t num_samples = (static_cast<int64_t>(num_epochs) * tokens_per_epoch - 1) / seq_length;
-    std::vector<int32_t> flat(static_cast<std::size_t>(2 * (num_samples + 1)));
+    Rows<int32_t, 2> rows(static_cast<std::size_t>(num_samples + 1));
     {
         py::gil_scoped_release release;
         int64_t doc_idx_index = 0;
         int32_t doc_offset = 0;
-        flat[0] = 0;
-        flat[1] = 0;
+        rows[0] = {0, 0};
         for (int64_t sample = 1; sample <= num_samples; ++sample) {
             int64_t remaining = static_cast<int64_t>(seq_length) + 1;
             while (remaining != 0) {
@@ -441,11 +507,10 @@ py::array build_sample_idx(const InArray<int32_t>& sizes_, const InArray<int32_t
                     doc_offset = 0;
                 }
             }
-            flat[2 * sample] = static_cast<int32_t>(doc_idx_index);
-            flat[2 * sample + 1] = doc_offset;
+            rows[sample] = {static_cast<int32_t>(doc_idx_index), doc_offset};
         }
     }
-    return rows_to_numpy<int32_t, 2>(std::move(flat));
+    return rows_to_numpy<int32_t, 2>(std::move(rows));
 }
 
 }  // namespace

@@ -250,14 +250,17 @@ def load_knowledge_spans(prefix: str, sentence_lengths: Optional[np.ndarray] = N
         return None
     try:
         with np.load(path) as data:
+            missing = [name for name in ("sent_ptr", "starts", "ends", "kinds") if name not in data.files]
+            if missing:
+                raise ToolkitError(
+                    f"{path}: missing arrays {', '.join(missing)} (expected sent_ptr, starts, ends, kinds)"
+                )
             spans = KnowledgeSpans(
                 sent_ptr=np.asarray(data["sent_ptr"], np.int64),
                 starts=np.asarray(data["starts"], np.int32),
                 ends=np.asarray(data["ends"], np.int32),
                 kinds=np.asarray(data["kinds"], np.uint8),
             )
-    except KeyError as missing:
-        raise ToolkitError(f"{path}: missing array {missing} (expected sent_ptr, starts, ends, kinds)") from None
     except (OSError, ValueError) as error:
         raise ToolkitError(f"{path}: not a readable .npz file ({error})") from None
     if sentence_lengths is None:

@@ -7,6 +7,7 @@ is a drop-in replacement for `jieba`: same words on real news text (tests/data_t
 from __future__ import annotations
 
 import logging
+import re
 from typing import Callable, Dict, List
 
 from data_tools.errors import ToolkitError
@@ -14,6 +15,13 @@ from data_tools.errors import ToolkitError
 WordSegmenter = Callable[[str], List[str]]
 
 SEGMENTER_CHOICES = ("jieba", "rjieba")
+
+# jieba's HMM fallback (jieba/finalseg) splits the non-Han part of an out-of-dictionary run with this pattern;
+# jieba-rs (behind rjieba) returns such runs whole: "2017-11-15", "www.cctv.com", "3.0t". Both libraries treat
+# these characters as part of a word-like block, so only words containing one of them can differ.
+_JIEBA_FINALSEG_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
+_BLOCK_PUNCTUATION = re.compile(r"[+#&._%\-]")
+_JIEBA_HAN = re.compile("[\u4e00-\u9fd5]")
 
 
 def _jieba_segmenter() -> WordSegmenter:
@@ -36,12 +44,31 @@ def _rjieba_segmenter() -> WordSegmenter:
         import rjieba
     except ImportError as error:
         raise ToolkitError("--cn_seg_func rjieba needs the rjieba package: pip install rjieba") from error
-    cut = rjieba.cut
+    cut, has_word = rjieba.cut, rjieba.has_word
 
     def segment(text: str) -> List[str]:
-        return cut(text, True)
+        words = cut(text, True)
+        if _BLOCK_PUNCTUATION.search(text) is None:
+            return words
+        return _split_like_jieba(words, has_word)
 
     return segment
+
+
+def _split_like_jieba(words: List[str], has_word: Callable[[str], bool]) -> List[str]:
+    """Re-split rjieba's out-of-dictionary non-Han words the way jieba's HMM fallback does."""
+    result: List[str] = []
+    for word in words:
+        if (
+            len(word) > 1
+            and _BLOCK_PUNCTUATION.search(word) is not None
+            and _JIEBA_HAN.search(word) is None
+            and not has_word(word)
+        ):
+            result.extend(piece for piece in _JIEBA_FINALSEG_SKIP.split(word) if piece)
+        else:
+            result.append(word)
+    return result
 
 
 _FACTORIES: Dict[str, Callable[[], WordSegmenter]] = {"jieba": _jieba_segmenter, "rjieba": _rjieba_segmenter}

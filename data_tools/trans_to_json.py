@@ -77,18 +77,19 @@ def convert_file(source: Path, destination: Path, options: ConvertOptions) -> Fi
     """Write the long-enough documents of `source` as JSON lines to `destination`."""
     stats = FileStats()
     try:
-        with open(source, "rb") as handle, open(destination, "w", encoding="utf-8") as out:
-            for document in iter_documents(handle, options, stats):
-                if len(document) > options.min_doc_length:
-                    out.write(json.dumps({options.json_key: document}, ensure_ascii=False) + "\n")
-                    stats.documents += 1
-                else:
-                    stats.short_documents += 1
+        handle = open(source, "rb")
     except OSError:
-        # Read errors on one input file are counted, not fatal (write errors surface in the merge step).
-        if not destination.parent.is_dir():
-            raise
+        # An unreadable input file is counted, not fatal; write errors below do stop the run.
         stats.unreadable_files += 1
+        destination.write_bytes(b"")
+        return stats
+    with handle, open(destination, "w", encoding="utf-8") as out:
+        for document in iter_documents(handle, options, stats):
+            if len(document) > options.min_doc_length:
+                out.write(json.dumps({options.json_key: document}, ensure_ascii=False) + "\n")
+                stats.documents += 1
+            else:
+                stats.short_documents += 1
     return stats
 
 

@@ -10,9 +10,11 @@ marker does not exist for resume. Writes go to `<dir>.tmp-<pid>` and are renamed
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -55,14 +57,17 @@ class RngState:
     """Python, numpy and paddle RNG states as one checkpoint part (so dropout and host randomness resume exactly)."""
 
     def state_dict(self) -> Dict[str, Any]:
-        """Capture the current states."""
-        return {"python": random.getstate(), "numpy": np.random.get_state(), "paddle": paddle.get_rng_state()}
+        """Capture the current python, numpy and paddle RNG states."""
+        states = {"python": random.getstate(), "numpy": np.random.get_state(), "paddle": paddle.get_rng_state()}
+        # paddle.save accepts neither bytes nor uint32 arrays, so the pickle travels as base64 text.
+        return {"pickled_states": base64.b64encode(pickle.dumps(states)).decode("ascii")}
 
     def set_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore states captured by `state_dict`."""
-        random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
-        paddle.set_rng_state(state["paddle"])
+        states = pickle.loads(base64.b64decode(state["pickled_states"]))
+        random.setstate(states["python"])
+        np.random.set_state(states["numpy"])
+        paddle.set_rng_state(states["paddle"])
 
 
 def is_complete(directory: Path) -> bool:
@@ -104,7 +109,14 @@ def _remove_stale_temporaries(final: Path) -> None:
 
 def save_tokenizer_clean(tokenizer: Any, directory: Path) -> None:
     """Save tokenizer files without the `##` CJK extension, so fine-tuning loads the plain vocab (PaddleNLP #3671)."""
-    tokenizer.save_pretrained(str(directory))
+    from paddlenlp.utils.log import logger as paddlenlp_logger
+
+    # paddlenlp logs two INFO lines per save; at checkpoint cadence that drowns the training log.
+    paddlenlp_logger.disable()
+    try:
+        tokenizer.save_pretrained(str(directory))
+    finally:
+        paddlenlp_logger.enable()
     added = directory / "added_tokens.json"
     if added.exists():
         added.unlink()

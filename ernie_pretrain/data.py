@@ -36,24 +36,10 @@ def base_vocab_size(tokenizer: Any) -> int:
 
 
 def data_prefixes(input_dir: str) -> List[Tuple[float, str]]:
-    """(weight, prefix name) pairs of `--input_dir`, as the resume check compares them (REFERENCE §5)."""
-    tokens = input_dir.split()
-    if len(tokens) > 1:
-        if len(tokens) % 2:
-            raise ToolkitError(f"--input_dir {input_dir!r}: expected 'weight prefix weight prefix ...'")
-        try:
-            return [(float(tokens[i]), Path(tokens[i + 1]).name) for i in range(0, len(tokens), 2)]
-        except ValueError:
-            raise ToolkitError(f"--input_dir {input_dir!r}: weights must be numbers ('w1 prefix1 w2 prefix2')") from None
-    path = Path(input_dir)
-    if path.is_dir():
-        names = sorted(p.name[: -len("_idx.npz")] for p in path.iterdir() if p.name.endswith("_idx.npz"))
-        if not names:
-            raise ToolkitError(f"--input_dir {input_dir}: no *_idx.npz file found (run create_pretraining_data first)")
-        return [(1.0, name) for name in names]
-    if Path(input_dir + "_idx.npz").is_file():
-        return [(1.0, path.name)]
-    raise ToolkitError(f"--input_dir {input_dir}: not a directory of *_idx.npz files nor a data prefix")
+    """(weight, prefix name) pairs of `--input_dir` (REFERENCE §5): what a resume must find unchanged."""
+    from data_tools.dataset_utils import discover_prefixes
+
+    return [(float(weight), Path(prefix).name) for weight, prefix in discover_prefixes(input_dir)]
 
 
 class OrderedBatchSampler(paddle.io.BatchSampler):

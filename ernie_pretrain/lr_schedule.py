@@ -18,7 +18,7 @@ def learning_rate_at(step: int, max_lr: float, min_lr: float, warmup_steps: int,
         return max_lr * step / warmup_steps
     if style == "none":
         return max_lr
-    if step > decay_steps:
+    if step > decay_steps or decay_steps <= warmup_steps:
         return min_lr
     ratio = (step - warmup_steps) / (decay_steps - warmup_steps)
     if style == "linear":

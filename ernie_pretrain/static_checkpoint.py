@@ -53,9 +53,13 @@ def save_static_checkpoint(
     meta: Mapping[str, Any],
     tokenizer: Any = None,
     model_config: Optional[Mapping[str, Any]] = None,
+    extra_parts: Optional[Mapping[str, Any]] = None,
 ) -> Path:
-    """Write a complete static checkpoint of the variables of `program` (in the current scope) into `directory`."""
-    parts = {"rng": checkpoint.RngState()}
+    """Write a complete static checkpoint of the variables of `program` (in the current scope) into `directory`.
+
+    `extra_parts` (name -> object with state_dict()) are saved as `checkpoint.save_checkpoint` parts.
+    """
+    parts = {"rng": checkpoint.RngState(), **dict(extra_parts or {})}
     hook = _StaticFilesHook(tokenizer, program, name_map)
     return checkpoint.save_checkpoint(directory, parts, meta, tokenizer=hook, model_config=model_config)
 
@@ -65,8 +69,9 @@ def load_static_checkpoint(
     program: paddle.static.Program,
     name_map: Mapping[str, str],
     restore_rng: bool = True,
+    extra_parts: Optional[Mapping[str, Any]] = None,
 ) -> Dict[str, Any]:
-    """Load parameters + optimizer state (and the RNG states) of a static checkpoint; returns its config.yml."""
+    """Load parameters + optimizer state (RNG states, `extra_parts`) of a static checkpoint; returns its config.yml."""
     path = Path(directory)
     prefix = path / STATIC_VARS_PREFIX
     for suffix in (".pdparams", ".pdopt"):
@@ -80,10 +85,16 @@ def load_static_checkpoint(
     state = paddle.static.load_program_state(str(prefix))
     paddle.static.set_program_state(program, state)
     meta = checkpoint.read_meta(path)
-    rng_file = path / checkpoint.part_file("rng")
-    if restore_rng and rng_file.is_file():
+    parts = dict(extra_parts or {})
+    if restore_rng:
+        parts["rng"] = checkpoint.RngState()
+    for name, part in parts.items():
+        part_path = path / checkpoint.part_file(name)
+        if not part_path.is_file():
+            logger.warning("%s not found: %s starts fresh", part_path, name)
+            continue
         # return_numpy: in static mode paddle.load would turn numpy's uint32 RNG key into a tensor and fail.
-        checkpoint.RngState().set_state_dict(paddle.load(str(rng_file), return_numpy=True))
+        part.set_state_dict(paddle.load(str(part_path), return_numpy=True))
     return meta
 
 

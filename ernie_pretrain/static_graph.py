@@ -1,7 +1,7 @@
 """Static-graph (PIR) pretraining: program construction, the optimizer step, execution and static checkpoints.
 
 The dygraph script and this one share the model, criterion, optimizer and LR schedule of `ernie_pretrain`; only how
-one step runs differs. Everything here must be called after `paddle.enable_static()` (see `init_static_runtime`).
+one step runs differs. Everything here must be called after `paddle.enable_static()` (see `enter_static_mode`).
 Static parameter names are positional (`embedding_0.w_0`, `linear_12.b_0`, ...), so programs are built inside a
 fresh `unique_name.guard()` and the `{structured key: static name}` map is saved next to every checkpoint: the
 converter turns a static checkpoint into dygraph weights with it (REFERENCE §20).
@@ -10,14 +10,11 @@ converter turns a static checkpoint into dygraph weights with it (REFERENCE §20
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import paddle
-
-from data_tools.errors import ToolkitError
 
 logger = logging.getLogger("ernie_pretrain")
 
@@ -62,40 +59,24 @@ class StaticPrograms:
     # {structured state_dict key: static parameter name}, tied keys included.
     name_map: Dict[str, str]
     lr_scheduler: paddle.optimizer.lr.LRScheduler
+    # Under AMP O2 the fp16 copies of the parameters are made from the fp32 ones after startup (`amp_init`).
+    pure_fp16_optimizer: object = None
 
 
-def init_static_runtime(runtime_spec):
-    """Device, collective env, static mode, CPU threads and seeds; returns `ernie_pretrain.runtime.Runtime`.
+def enter_static_mode(runtime) -> None:
+    """Switch to static mode after `ernie_pretrain.runtime.init_runtime` (dygraph) joined the collective group.
 
-    CPU data parallel: `init_parallel_env()` must run before `enable_static()` (it builds the gloo group in dygraph
-    mode). GPU: fleet is initialised in static mode, as the original.
+    CPU data parallel needs the group built in dygraph mode, before `enable_static()` (REFERENCE §20); GPU runs use
+    fleet's static collective optimizer, which needs fleet initialised even for one card.
     """
-    from ernie_pretrain.runtime import Runtime, launched_world_size, set_cpu_threads, set_seeds, setup_logging
-
-    device = runtime_spec.device
-    if device == "gpu" and not paddle.device.is_compiled_with_cuda():
-        logger.warning("--device gpu requested but this Paddle build has no CUDA: running on cpu")
-        device = "cpu"
-    if device not in ("cpu", "gpu"):
-        raise ToolkitError(f"--device {device}: the static-graph script runs on cpu or gpu only")
-    paddle.set_device(device)
-    world_size = launched_world_size()
-    if world_size > 1 and device == "cpu":
-        paddle.distributed.init_parallel_env()
     paddle.enable_static()
-    if world_size > 1 and device == "gpu":
+    if runtime.device == "gpu" and runtime.world_size == 1:
         from paddle.distributed import fleet
 
         fleet.init(is_collective=True)
-    rank = paddle.distributed.get_rank() if world_size > 1 else 0
-    local_rank = int(os.environ.get("PADDLE_LOCAL_RANK", os.environ.get("PADDLE_RANK_IN_NODE", rank)))
-    if device == "cpu":
-        set_cpu_threads(world_size)
+    if runtime.device == "cpu":
         # With 2+ threads the PIR executor's own thread pool oversubscribes the cores and halves the speed.
         paddle.set_flags({"FLAGS_new_executor_serial_run": True})
-    setup_logging(rank == 0)
-    set_seeds(runtime_spec.seed)
-    return Runtime(device, world_size, rank, local_rank, data_rank=rank, data_world_size=world_size)
 
 
 def position_ids_for(input_ids: np.ndarray) -> np.ndarray:
@@ -136,10 +117,12 @@ def _forward_losses(model, criterion, feeds: Mapping[str, object]):
     return criterion(prediction_scores, sop_scores, feeds["masked_lm_labels"], feeds.get("next_sentence_labels"))
 
 
-def _build_model(ernie_config, binary_head: bool, training: bool):
-    from ernie_pretrain.model import PretrainingCriterion, build_pretraining_model
+def _build_model(ernie_config, binary_head: bool, training: bool, use_recompute: bool = False):
+    from ernie_pretrain.model import PretrainingCriterion, build_pretraining_model, enable_recompute
 
     model = build_pretraining_model(ernie_config, binary_head=binary_head)
+    if use_recompute:
+        enable_recompute(model)
     if not training:
         model.eval()
     return model, PretrainingCriterion(binary_head=binary_head)
@@ -152,13 +135,13 @@ def _all_reduce_mean(value, world_size: int):
     return copy / world_size
 
 
-def _minimize(optimizer, loss, parallel: StaticParallel, use_amp: bool, runtime) -> None:
+def _minimize(optimizer, loss, parallel: StaticParallel, use_amp: bool, runtime):
+    """Append backward + update; returns the optimizer that ran (fleet's wrapper on GPU)."""
     if parallel.use_fleet:
-        _fleet_minimize(optimizer, loss, use_amp, runtime)
-        return
+        return _fleet_minimize(optimizer, loss, use_amp, runtime)
     if parallel.world_size == 1:
         optimizer.minimize(loss)
-        return
+        return optimizer
     # Static fleet collectives are GPU/XPU only: on CPU, average each gradient with gloo all_reduce (REFERENCE §20).
     params_grads = [(param, grad) for param, grad in paddle.static.append_backward(loss) if grad is not None]
     averaged = []
@@ -166,9 +149,10 @@ def _minimize(optimizer, loss, parallel: StaticParallel, use_amp: bool, runtime)
         paddle.distributed.all_reduce(grad)
         averaged.append((param, grad / parallel.world_size))
     optimizer.apply_gradients(averaged)
+    return optimizer
 
 
-def _fleet_minimize(optimizer, loss, use_amp: bool, runtime) -> None:
+def _fleet_minimize(optimizer, loss, use_amp: bool, runtime):
     from paddle.distributed import fleet
 
     strategy = fleet.DistributedStrategy()
@@ -183,7 +167,9 @@ def _fleet_minimize(optimizer, loss, use_amp: bool, runtime) -> None:
             "use_pure_fp16": runtime.fp16_opt_level == "O2",
             "use_fp16_guard": False,
         }
-    fleet.distributed_optimizer(optimizer, strategy=strategy).minimize(loss)
+    distributed = fleet.distributed_optimizer(optimizer, strategy=strategy)
+    distributed.minimize(loss)
+    return distributed
 
 
 def build_static_programs(
@@ -201,10 +187,12 @@ def build_static_programs(
 
     binary_head = config.model.binary_head
     accumulate_steps = config.schedule.accumulate_steps
-    use_amp = bool(config.runtime.use_amp) and paddle.is_compiled_with_cuda() and config.runtime.device == "gpu"
+    use_amp = bool(config.runtime.use_amp) and config.runtime.device == "gpu" and paddle.is_compiled_with_cuda()
     main, startup = paddle.static.Program(), paddle.static.Program()
     with paddle.utils.unique_name.guard(), paddle.static.program_guard(main, startup):
-        model, criterion = _build_model(ernie_config, binary_head, training=True)
+        model, criterion = _build_model(
+            ernie_config, binary_head, training=True, use_recompute=config.model.use_recompute
+        )
         name_map = {key: value.name for key, value in model.state_dict().items()}
         micro_feed_names, totals = [], []
         # Gradient accumulation as k forwards in one program: the mean of per-micro-batch losses, as dygraph.
@@ -215,7 +203,7 @@ def build_static_programs(
         losses = [paddle.add_n([parts[i] for parts in totals]) / accumulate_steps for i in range(3)]
         lr_scheduler = build_lr_scheduler(config.optim, last_step=last_step)
         optimizer = build_optimizer(config.optim, model, lr_scheduler, multi_precision=use_amp)
-        _minimize(optimizer, losses[0], parallel, use_amp, config.runtime)
+        used_optimizer = _minimize(optimizer, losses[0], parallel, use_amp, config.runtime)
         if parallel.world_size > 1:
             losses = [_all_reduce_mean(loss, parallel.world_size) for loss in losses]
         train_fetch = dict(zip(METRIC_NAMES, losses))
@@ -230,6 +218,7 @@ def build_static_programs(
         eval_fetch=eval_fetch,
         name_map=name_map,
         lr_scheduler=lr_scheduler,
+        pure_fp16_optimizer=used_optimizer if use_amp and config.runtime.fp16_opt_level == "O2" else None,
     )
 
 
@@ -263,11 +252,8 @@ def build_inference_program(ernie_config, binary_head: bool = True):
 
 
 def create_executor(device: str) -> paddle.static.Executor:
-    """Executor on `device` (`cpu`, or `gpu` on this rank's card)."""
-    if device == "gpu":
-        place = paddle.CUDAPlace(int(os.environ.get("FLAGS_selected_gpus", "0").split(",")[0]))
-    else:
-        place = paddle.CPUPlace()
+    """Executor on `device` (`cpu`, or the card `paddle.set_device` selected for this rank)."""
+    place = paddle.CPUPlace() if device == "cpu" else paddle.framework._current_expected_place()
     return paddle.static.Executor(place)
 
 
@@ -275,6 +261,8 @@ def initialize_parameters(exe: paddle.static.Executor, programs: StaticPrograms,
     """Run the startup program with the same seed on every rank (identical replicas), then seed dropout per rank."""
     paddle.seed(seed)
     exe.run(programs.startup)
+    if programs.pure_fp16_optimizer is not None:
+        programs.pure_fp16_optimizer.amp_init(exe.place)
     paddle.seed(seed + rank)
 
 
@@ -299,6 +287,8 @@ def train_step(
     return metrics
 
 
-def eval_step(exe: paddle.static.Executor, programs: StaticPrograms, batch: Mapping[str, np.ndarray]) -> Dict[str, float]:
+def eval_step(
+    exe: paddle.static.Executor, programs: StaticPrograms, batch: Mapping[str, np.ndarray]
+) -> Dict[str, float]:
     """Losses of one micro-batch without dropout or update."""
     return _run(exe, programs.eval_program, feed_for(batch, programs.eval_feed_names), programs.eval_fetch)

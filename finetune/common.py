@@ -20,6 +20,7 @@ import yaml
 from paddlenlp.trainer import PdArgumentParser, TrainingArguments
 
 from data_tools.errors import ToolkitError, run_cli
+from deploy.predictor import EXPORT_CONFIG_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,6 @@ TASK_SECTIONS = {"seq_cls": "SequenceClassification", "ner": "TokenClassificatio
 # config.yml keys that are not flags: `batch_size` sets both per-device batch sizes; `metric` only names what the task
 # reports (the scripts always compute their task's metric).
 YAML_KEY_ALIASES = {"batch_size": ("per_device_train_batch_size", "per_device_eval_batch_size"), "metric": ()}
-EXPORT_CONFIG_NAME = "export_config.json"
 WEIGHT_FILES = ("model_state.pdparams", "model.safetensors")
 CONFIG_FILES = ("config.json", "model_config.json")
 
@@ -164,9 +164,12 @@ def parse_finetune_args(
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_argument_parser()
     typed = typed_dests(parser, argv)
-    dataset = _peek_dataset(parser, argv)
-    values = load_task_config(task, dataset, config_path)
-    # argparse keeps the last occurrence, but config values for typed flags are dropped anyway so that list-valued
+    peeked, _ = parser.parse_known_args(argv)
+    values = load_task_config(task, peeked.dataset, config_path)
+    if peeked.load_best_model_at_end and "save_steps" not in typed:
+        # Best-model tracking needs save_steps to be a multiple of eval_steps; the config sets only eval_steps.
+        values["save_steps"] = peeked.eval_steps if "eval_steps" in typed else values.get("eval_steps")
+    # Config values for typed flags are dropped (rather than relying on argparse's last-one-wins) so that list-valued
     # flags cannot merge.
     full_argv = config_values_to_argv(values, parser, typed) + argv
     try:
@@ -176,11 +179,6 @@ def parse_finetune_args(
     training_args.typed_flags = sorted(typed)  # for logging which settings came from the user
     _check_data_sources(task, data_args, training_args)
     return model_args, data_args, training_args
-
-
-def _peek_dataset(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Optional[str]:
-    namespace, _ = parser.parse_known_args(list(argv))
-    return namespace.dataset
 
 
 def _check_data_sources(task: str, data_args: DataArguments, training_args: TrainingArguments) -> None:
@@ -615,20 +613,6 @@ def export_model(
     save_json(target / EXPORT_CONFIG_NAME, {"task": task, "input_names": list(input_spec_names), **extra})
     logger.info("exported the inference model to %s", target)
     return target
-
-
-def read_export_config(export_dir: str) -> Dict[str, Any]:
-    """Read `<export_dir>/export_config.json`; one-line error when it is missing or malformed."""
-    path = Path(export_dir) / EXPORT_CONFIG_NAME
-    if not path.is_file():
-        raise ToolkitError(f"--model_dir {export_dir}: no {EXPORT_CONFIG_NAME}; export with run_*.py --do_export")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ToolkitError(f"{path}: not valid JSON ({error.msg})") from error
-    if not isinstance(config, dict) or "task" not in config:
-        raise ToolkitError(f"{path}: missing the 'task' key; re-export the model")
-    return config
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 
 from data_tools.errors import ToolkitError  # noqa: E402
 from finetune.common import (  # noqa: E402
+    build_trainer,
     cli_entry,
     configure_logging,
     evaluate_and_save,
@@ -31,7 +32,6 @@ from finetune.common import (  # noqa: E402
     resolve_last_checkpoint,
     save_json,
     train_and_save,
-    build_trainer,
 )
 from finetune.sequence_classification import (  # noqa: E402
     build_label_list,

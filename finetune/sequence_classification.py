@@ -35,7 +35,9 @@ def build_label_list(train_examples: Sequence[Example], where: str) -> List[str]
     """The label list from the training examples; every training example must have a label, and two labels exist."""
     for example in train_examples:
         if "label" not in example or example["label"] == "":
-            raise ToolkitError(f"{where} line {example.get('line', '?')}: no label column; rows are text[, text_b], label")
+            raise ToolkitError(
+                f"{where} line {example.get('line', '?')}: no label column; rows are text[, text_b], label"
+            )
     labels = sorted_labels([example["label"] for example in train_examples])
     if len(labels) < 2:
         raise ToolkitError(f"{where}: only one label ({labels[0]!r}) in the training data; classification needs two")
@@ -83,7 +85,9 @@ def require_labels(examples: Sequence[Example], where: str) -> None:
     """Evaluation data must be labelled: name the first row without a label."""
     for example in examples:
         if example.get("label") in (None, ""):
-            raise ToolkitError(f"{where} line {example.get('line', '?')}: no label column; rows are text[, text_b], label")
+            raise ToolkitError(
+                f"{where} line {example.get('line', '?')}: no label column; rows are text[, text_b], label"
+            )
 
 
 def classification_metrics(predictions: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
@@ -116,7 +120,9 @@ def majority_baseline_accuracy(train_labels: Sequence[str], eval_labels: Sequenc
     return float(np.mean(np.asarray(eval_labels) == majority))
 
 
-def named_record_to_example(dataset: str, record: Dict[str, Any], label_list: Optional[Sequence[str]], line: int) -> Example:
+def named_record_to_example(
+    dataset: str, record: Dict[str, Any], label_list: Optional[Sequence[str]], line: int
+) -> Example:
     """Normalise one record of a paddlenlp dataset (chnsenticorp_v2, CLUE, xnli_cn) onto text/text_b/label."""
     name = dataset.split()[-1]
     if name == "csl":
@@ -176,7 +182,9 @@ def load_split(data_args: Any, split: str) -> tuple:
     return examples, f"--dataset {data_args.dataset} ({split})", label_list
 
 
-def write_predictions(path: Path, examples: Sequence[Example], predicted_ids: np.ndarray, names: Sequence[str]) -> Path:
+def write_predictions(
+    path: Path, examples: Sequence[Example], predicted_ids: np.ndarray, names: Sequence[str]
+) -> Path:
     """Write `index<TAB>label<TAB>text[<TAB>text_b]` per example (the label as its display name)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -62,8 +62,10 @@ class StandInDataset:
         }
 
 
-def build_train_valid_test_datasets(config, tokenizer, num_samples=(0, 0, 0), data_rank=0, local_rank=0):
-    prefix = config.input_dir
+def build_train_valid_test_datasets(config, tokenizer, num_samples=(0, 0, 0), data_rank=0, local_rank=0, global_rank=0):
+    from data_tools.dataset_utils import discover_prefixes
+
+    prefix = discover_prefixes(config.input_dir)[0][1]
     ds = MMapIndexedDataset(prefix)
     ndocs = len(ds.doc_idx) - 1
     split = [0, int(ndocs * 0.8), int(ndocs * 0.9), ndocs]

@@ -1,0 +1,121 @@
+"""Static-graph (PIR) pretraining throughput on CPU: training tokens/s of one fixed tiny config.
+
+    .venv/bin/python benchmarks/bench_pretrain_static.py              # 1 and 2 threads, 30 timed steps each
+    .venv/bin/python benchmarks/bench_pretrain_static.py --threads 2 --steps 50
+
+Synthetic batches in the collated format (no data pipeline in the loop), so the figure is the executor's alone.
+Tokens are counted as the training logs count them: micro_batch_size x seq_len per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+TINY = dict(
+    hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512, max_position_embeddings=512
+)
+VOCAB_SIZE = 21128  # bert-base-chinese, the demo vocabulary: the LM head's cost depends on it
+
+
+def synthetic_batch(rng: np.random.RandomState, batch_size: int, seq_len: int, masked_per_row: int) -> dict:
+    """A batch in data_tools.collate's format, 15%-style masking, M rounded to a multiple of 8."""
+    input_ids = rng.randint(1, VOCAB_SIZE, (batch_size, seq_len)).astype("int64")
+    rows = [
+        np.sort(rng.choice(np.arange(1, seq_len), masked_per_row, replace=False)) + i * seq_len
+        for i in range(batch_size)
+    ]
+    positions = np.concatenate(rows).astype("int32")
+    return {
+        "input_ids": input_ids,
+        "token_type_ids": (np.arange(seq_len) >= seq_len // 2).astype("int64")[None].repeat(batch_size, 0),
+        "attention_mask": np.zeros((batch_size, 1, 1, seq_len), "float32"),
+        "masked_positions": positions,
+        "masked_lm_labels": input_ids.reshape(-1)[positions].reshape(-1, 1),
+        "next_sentence_labels": rng.randint(0, 2, (batch_size, 1)).astype("int64"),
+    }
+
+
+def bench_static(
+    threads: int = 2,
+    micro_batch_size: int = 8,
+    seq_len: int = 128,
+    steps: int = 30,
+    warmup_steps: int = 5,
+    serial_run: bool = True,
+    model: Optional[Dict[str, int]] = None,
+) -> Dict[str, float]:
+    """Train `warmup_steps + steps` static steps of the tiny config; returns tokens/s and ms/step of the timed ones."""
+    import paddle
+    from paddlenlp.transformers import ErnieConfig
+
+    from ernie_pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
+    from ernie_pretrain.static_graph import build_static_programs, create_executor, initialize_parameters, train_step
+
+    paddle.enable_static()
+    paddle.base.core.set_num_threads(threads)
+    paddle.set_flags({"FLAGS_new_executor_serial_run": serial_run})
+    config = PretrainConfig(
+        model=ModelSpec(),
+        optim=OptimConfig(
+            max_lr=1e-4, min_lr=1e-5, warmup_steps=0, decay_steps=1000, weight_decay=0.01, grad_clip=1.0
+        ),
+        schedule=ScheduleConfig(global_batch_size=micro_batch_size, micro_batch_size=micro_batch_size, max_steps=1000),
+        runtime=RuntimeSpec(device="cpu"),
+    )
+    ernie_config = ErnieConfig(vocab_size=VOCAB_SIZE, hidden_act="relu", **(model or TINY))
+    rng = np.random.RandomState(0)
+    batches = [synthetic_batch(rng, micro_batch_size, seq_len, max(1, round(0.15 * seq_len))) for _ in range(4)]
+    try:
+        with paddle.static.scope_guard(paddle.static.Scope()):
+            programs = build_static_programs(config, ernie_config)
+            exe = create_executor("cpu")
+            initialize_parameters(exe, programs, seed=1, rank=0)
+            for step in range(warmup_steps):
+                train_step(exe, programs, [batches[step % len(batches)]])
+            start = time.perf_counter()
+            for step in range(steps):
+                train_step(exe, programs, [batches[step % len(batches)]])
+            elapsed = time.perf_counter() - start
+    finally:
+        paddle.disable_static()
+    return {
+        "tokens_per_second": steps * micro_batch_size * seq_len / elapsed,
+        "ms_per_step": 1000.0 * elapsed / steps,
+    }
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Print one line per measured setting."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--micro_batch_size", type=int, default=8)
+    parser.add_argument("--seq_len", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--compare_serial_run", action="store_true", help="also time FLAGS_new_executor_serial_run=0")
+    args = parser.parse_args(argv)
+    settings: List[tuple] = [(threads, True) for threads in args.threads]
+    if args.compare_serial_run:
+        settings += [(threads, False) for threads in args.threads if threads > 1]
+    print(
+        f"static (PIR) pretraining, CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores visible), "
+        f"model {TINY} vocab {VOCAB_SIZE}, micro batch {args.micro_batch_size} x seq {args.seq_len}, "
+        f"{args.steps} timed steps"
+    )
+    for threads, serial in settings:
+        result = bench_static(threads, args.micro_batch_size, args.seq_len, args.steps, serial_run=serial)
+        print(
+            f"threads={threads} serial_run={int(serial)}: {result['tokens_per_second']:.0f} tokens/s, "
+            f"{result['ms_per_step']:.1f} ms/step"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Predict with any model exported by `finetune/run_*.py --do_export`: the task comes from export_config.json.
+
+    python deploy/predict.py --model_dir <output_dir>/export [TEXT ...]            # seq_cls, ner
+    python deploy/predict.py --model_dir <output_dir>/export --input_file FILE     # one text per line; - = stdin
+    python deploy/predict.py --model_dir <qa export> --input_file qa.jsonl         # {"context": ..., "question": ...}
+    python deploy/predict.py --model_dir <qa export> --context TEXT --question TEXT
+
+Output, one line per input: seq_cls `Data: <text> \t Label: <label>`; ner `Data: <text> \t Entities: <type>:<span>, ...`;
+qa `Question: <question> \t Answer: <answer>`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+from typing import Callable, Dict, List, Optional, Sequence  # noqa: E402
+
+from data_tools.errors import ToolkitError, run_cli  # noqa: E402
+from deploy.predictor import ExportedModel, classify, read_texts  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Flags shared by every task, plus --context/--question for QA."""
+    parser = argparse.ArgumentParser(description="Predict with an exported ERNIE model (seq_cls, ner or qa).")
+    parser.add_argument("texts", nargs="*", help="Texts to predict (seq_cls, ner).")
+    parser.add_argument(
+        "--model_dir", required=True, help="Export directory (inference.json, export_config.json, ...)."
+    )
+    parser.add_argument(
+        "--input_file", default=None, help="One text per line (qa: JSONL with context/question); - = stdin."
+    )
+    parser.add_argument("--context", default=None, help="QA: the passage.")
+    parser.add_argument("--question", default=None, help="QA: the question about --context.")
+    parser.add_argument("--max_seq_length", type=int, default=None, help="Default: the export's max_seq_length.")
+    parser.add_argument("--batch_size", type=int, default=8, help="Inputs per predictor run.")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="Default: gpu if available, else cpu.")
+    parser.add_argument("--cpu_threads", type=int, default=2, help="Math library threads on CPU.")
+    parser.add_argument("--enable_mkldnn", action="store_true", help="Use oneDNN kernels on CPU.")
+    return parser
+
+
+def require_texts(args: argparse.Namespace) -> List[str]:
+    """Texts from arguments or --input_file; an error when there are none."""
+    texts = read_texts(args.texts, args.input_file)
+    if not texts:
+        raise ToolkitError("no texts to predict; pass them as arguments or with --input_file")
+    return texts
+
+
+def predict_seq_cls(model: ExportedModel, args: argparse.Namespace) -> List[str]:
+    """`Data: <text> \t Label: <label>` per text."""
+    texts = require_texts(args)
+    results = classify(model, texts, args.batch_size, args.max_seq_length)
+    return [f"Data: {text} \t Label: {label}" for text, (label, _) in zip(texts, results)]
+
+
+def predict_ner(model: ExportedModel, args: argparse.Namespace) -> List[str]:
+    """`Data: <text> \t Entities: <type>:<span>, ...` per text, decoded by finetune.token_classification."""
+    decode = _task_function("finetune.token_classification", "predict_entities", "ner")
+    texts = require_texts(args)
+    lines = []
+    for text, entities in zip(texts, decode(model, texts, args.batch_size, args.max_seq_length)):
+        rendered = ", ".join(f"{entity['type']}:{entity['text']}" for entity in entities)
+        lines.append(f"Data: {text} \t Entities: {rendered}")
+    return lines
+
+
+def read_qa_inputs(args: argparse.Namespace) -> List[Dict[str, str]]:
+    """[{context, question}] from --context/--question or a JSONL --input_file."""
+    if args.context or args.question:
+        if not (args.context and args.question):
+            raise ToolkitError("qa needs both --context and --question")
+        return [{"context": args.context, "question": args.question}]
+    if not args.input_file:
+        raise ToolkitError("qa needs --context and --question, or --input_file with JSON lines {context, question}")
+    items = []
+    for line_number, line in enumerate(read_texts([], args.input_file), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ToolkitError(
+                f"--input_file {args.input_file}: item {line_number}: not JSON ({error.msg})"
+            ) from error
+        if not isinstance(record, dict) or not record.get("context") or not record.get("question"):
+            raise ToolkitError(f"--input_file {args.input_file}: item {line_number}: needs 'context' and 'question'")
+        items.append({"context": str(record["context"]), "question": str(record["question"])})
+    return items
+
+
+def predict_qa(model: ExportedModel, args: argparse.Namespace) -> List[str]:
+    """`Question: <question> \t Answer: <answer>` per item, windowed and decoded by finetune.question_answering."""
+    answer = _task_function("finetune.question_answering", "predict_answers", "qa")
+    items = read_qa_inputs(args)
+    answers = answer(model, items, args.batch_size)
+    return [f"Question: {item['question']} \t Answer: {text}" for item, text in zip(items, answers)]
+
+
+def _task_function(module_name: str, function_name: str, task: str) -> Callable:
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as error:
+        raise ToolkitError(
+            f"{task} exports need {module_name}.{function_name}, which is not available ({error})"
+        ) from error
+
+
+TASKS: Dict[str, Callable[[ExportedModel, argparse.Namespace], List[str]]] = {
+    "seq_cls": predict_seq_cls,
+    "ner": predict_ner,
+    "qa": predict_qa,
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Load the export, dispatch on its task, print one line per input."""
+    args = build_parser().parse_args(argv)
+    model = ExportedModel.load(args.model_dir, args.device, args.cpu_threads, args.enable_mkldnn)
+    if model.task not in TASKS:
+        raise ToolkitError(f"--model_dir {args.model_dir}: unknown task {model.task!r} in export_config.json")
+    for line in TASKS[model.task](model, args):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,244 @@
+"""Every kind of bad input gives a one-line `error: ...` naming the file or flag, or a counted skip; never a hang."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_tools import create_pretraining_data, trans_to_json
+from data_tools.errors import ToolkitError, run_cli
+from data_tools.indexed_dataset import IndexedDatasetWriter, MMapIndexedDataset
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cpd_args(vocab, input_path, prefix, *flags):
+    return ["--model_name", str(vocab), "--tokenizer_name", "ErnieTokenizer", "--input_path", str(input_path),
+            "--output_prefix", str(prefix), "--split_sentences", "--chinese", *flags]  # fmt: skip
+
+
+def _cpd_error(*args):
+    with pytest.raises(ToolkitError) as error:
+        create_pretraining_data.main(_cpd_args(*args))
+    return str(error.value)
+
+
+def _t2j_error(*argv):
+    with pytest.raises(ToolkitError) as error:
+        trans_to_json.main(list(argv))
+    return str(error.value)
+
+
+# ---- trans_to_json
+
+
+def test_t2j_empty_input_dir(tmp_path):
+    (tmp_path / "in").mkdir()
+    message = _t2j_error("--input_path", str(tmp_path / "in"), "--output_path", str(tmp_path / "o.jsonl"))
+    assert message == f"--input_path {tmp_path / 'in'}: directory contains no files"
+
+
+def test_t2j_missing_input(tmp_path):
+    message = _t2j_error("--input_path", str(tmp_path / "nope"), "--output_path", str(tmp_path / "o.jsonl"))
+    assert message == f"--input_path {tmp_path / 'nope'}: no such file or directory"
+
+
+def test_t2j_empty_file(tmp_path):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    message = _t2j_error("--input_path", str(tmp_path / "empty.txt"), "--output_path", str(tmp_path / "o.jsonl"))
+    assert message == (
+        f"--input_path {tmp_path / 'empty.txt'}: no document longer than --min_doc_length 10 chars "
+        "(0 shorter, 0 undecodable lines skipped)"
+    )
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_t2j_undecodable_lines_are_counted(tmp_path, capsys):
+    source = tmp_path / "mixed.txt"
+    source.write_bytes("第一个文档的第一句。\n".encode() + b"\xff\xfe broken\n" + "第一个文档的第二句。\n".encode())
+    out = tmp_path / "o.jsonl"
+    assert trans_to_json.main(["--input_path", str(source), "--output_path", str(out)]) == 0
+    assert [json.loads(line)["text"] for line in out.read_text(encoding="utf-8").splitlines()] == [
+        "第一个文档的第一句。\n第一个文档的第二句。\n"
+    ]
+    assert "1 documents written" in capsys.readouterr().out
+    # the summary counts the skipped line
+    trans_to_json.main(["--input_path", str(source), "--output_path", str(out)])
+    assert "1 undecodable lines skipped" in capsys.readouterr().out
+
+
+def test_t2j_unreadable_file_is_counted(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("一个足够长的文档内容。\n", encoding="utf-8")
+    (tmp_path / "in" / "b.txt").symlink_to(tmp_path / "missing.txt")  # listed by the walk, cannot be opened
+    out = tmp_path / "o.jsonl"
+    assert trans_to_json.main(["--input_path", str(tmp_path / "in"), "--output_path", str(out)]) == 0
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 1
+    assert capsys.readouterr().out.strip().endswith("0 undecodable lines skipped, 1 unreadable files skipped")
+
+
+def test_t2j_output_not_writable(tmp_path):
+    (tmp_path / "in.txt").write_text("一个足够长的文档内容。\n", encoding="utf-8")
+    (tmp_path / "file").write_text("a regular file")
+    message = _t2j_error("--input_path", str(tmp_path / "in.txt"), "--output_path", str(tmp_path / "file/sub/o.jsonl"))
+    assert message.startswith(f"--output_path: cannot create {tmp_path / 'file/sub'} (")
+
+
+# ---- create_pretraining_data
+
+
+def test_cpd_empty_input_dir(tmp_path, vocab_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "raw.txt").write_text("not json lines")
+    message = _cpd_error(vocab_path, tmp_path / "in", tmp_path / "out")
+    assert message == f"--input_path {tmp_path / 'in'}: no *.jsonl files in this directory"
+
+
+def test_cpd_empty_file_leaves_nothing_behind(tmp_path, vocab_path):
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    message = _cpd_error(vocab_path, tmp_path / "empty.jsonl", tmp_path / "out" / "corpus", "--knowledge_spans")
+    assert message == (
+        f"--input_path {tmp_path / 'empty.jsonl'}: no usable document (need JSON lines with a non-empty string "
+        "under --json_key text); 0 lines skipped"
+    )
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_cpd_bad_lines_are_skipped_counted_and_located(tmp_path, vocab_path, capsys):
+    source = tmp_path / "in.jsonl"
+    lines = [
+        json.dumps({"text": "第一个文档。"}, ensure_ascii=False).encode(),
+        b'{"text": "unterminated',
+        json.dumps({"content": "错误的键"}, ensure_ascii=False).encode(),
+        b'{"text": "\xff\xfe"}',
+        json.dumps({"text": 42}).encode(),
+        json.dumps({"text": "第二个文档。"}, ensure_ascii=False).encode(),
+    ]
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    assert create_pretraining_data.main(_cpd_args(vocab_path, source, tmp_path / "out")) == 0
+    assert MMapIndexedDataset(str(tmp_path / "out")).doc_idx.tolist() == [0, 1, 2]
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("create_pretraining_data: 2 docs, 2 sentences, ")
+    assert summary.split("), ")[1].startswith(
+        f"4 lines skipped (1 not UTF-8, 1 malformed JSON, 2 no string under --json_key; first at {source}:2 "
+        "(malformed JSON)); wrote"
+    )
+
+
+def test_cpd_only_bad_lines_is_an_error(tmp_path, vocab_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"content": "x"}\nnot json\n', encoding="utf-8")
+    message = _cpd_error(vocab_path, source, tmp_path / "out")
+    assert message.endswith(
+        f"2 lines skipped (1 malformed JSON, 1 no string under --json_key; first at {source}:1 "
+        "(no string under --json_key))"
+    )
+
+
+def test_cpd_one_sentence_documents_are_kept(tmp_path, vocab_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": f"只有一句话的文档{i}。"}) + "\n" for i in range(3)))
+    assert create_pretraining_data.main(_cpd_args(vocab_path, source, tmp_path / "out")) == 0
+    ds = MMapIndexedDataset(str(tmp_path / "out"))
+    assert ds.doc_idx.tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "content, message", [(None, "vocabulary file not found"), (b"\xff\xff\xff", "vocabulary file is not UTF-8 text")]
+)
+def test_cpd_missing_or_unreadable_vocab(tmp_path, content, message):
+    vocab = tmp_path / "vocab.txt"
+    if content is not None:
+        vocab.write_bytes(content)
+    (tmp_path / "in.jsonl").write_text('{"text": "文档"}\n')
+    assert _cpd_error(vocab, tmp_path / "in.jsonl", tmp_path / "out").startswith(f"--model_name {vocab}: {message}")
+
+
+def test_cpd_output_dir_not_writable(tmp_path, vocab_path):
+    # Root ignores permission bits, so make the directory impossible: a path below a regular file.
+    (tmp_path / "file").write_text("a regular file")
+    (tmp_path / "in.jsonl").write_text('{"text": "文档"}\n')
+    message = _cpd_error(vocab_path, tmp_path / "in.jsonl", tmp_path / "file" / "sub" / "corpus")
+    assert message.startswith(f"--output_prefix {tmp_path / 'file/sub/corpus'}: cannot create {tmp_path / 'file/sub'}")
+
+
+def test_cpd_flag_mistakes(tmp_path, vocab_path):
+    (tmp_path / "in.jsonl").write_text('{"text": "文档"}\n')
+    args = (vocab_path, tmp_path / "in.jsonl", tmp_path / "out")
+    assert "--cn_seg_func 'lac' is not supported" in _cpd_error(
+        *args, "--cn_whole_word_segment", "--cn_seg_func", "lac"
+    )
+    with pytest.raises(ToolkitError, match="^--split_sentences needs --chinese"):
+        create_pretraining_data.main(_cpd_args(*args)[:-1])  # drops --chinese
+    assert _cpd_error(*args, "--workers", "0") == "--workers 0: must be at least 1"
+    assert (
+        _cpd_error(*args, "--entity_dict", "e.txt")
+        == "--entity_dict is only used with --knowledge_spans; add that flag"
+    )
+    message = _cpd_error(*args, "--knowledge_spans", "--entity_dict", str(tmp_path / "e.txt"))
+    assert message == f"--entity_dict {tmp_path / 'e.txt'}: file not found"
+    assert list(tmp_path.iterdir()) == [tmp_path / "in.jsonl"]  # nothing written before the checks
+
+
+def test_run_cli_prints_one_line(tmp_path, vocab_path, capsys):
+    (tmp_path / "in.jsonl").write_bytes(b"")
+    code = run_cli(create_pretraining_data.main, _cpd_args(vocab_path, tmp_path / "in.jsonl", tmp_path / "out"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --input_path ") and err.count("\n") == 1
+
+
+# ---- data prefixes that do not belong together
+
+
+def _tiny_prefix(tmp_path, lengths=(3, 2)):
+    prefix = str(tmp_path / "corpus")
+    writer = IndexedDatasetWriter(prefix, np.uint16)
+    writer.add_document([[1] * n for n in lengths])
+    writer.finalize()
+    return prefix
+
+
+def test_prefix_with_missing_index(tmp_path):
+    prefix = _tiny_prefix(tmp_path)
+    Path(prefix + "_idx.npz").unlink()
+    with pytest.raises(ToolkitError) as error:
+        MMapIndexedDataset(prefix)
+    assert str(error.value) == f"{prefix}_idx.npz: data file not found (expected corpus_ids.npy and corpus_idx.npz)"
+
+
+def test_prefix_whose_index_disagrees_with_ids(tmp_path):
+    prefix = _tiny_prefix(tmp_path)
+    np.save(prefix + "_ids.npy", np.ones(4, np.uint16))
+    with pytest.raises(ToolkitError) as error:
+        MMapIndexedDataset(prefix)
+    assert str(error.value) == (
+        f"{prefix}_idx.npz: 'lens' sums to 5 tokens but corpus_ids.npy holds 4; the two files do not belong "
+        "together (re-run create_pretraining_data.py)"
+    )
+
+
+# ---- as scripts: exit code 2 and a single stderr line
+
+
+@pytest.mark.parametrize(
+    "script, argv, expected",
+    [
+        ("data_tools/create_pretraining_data.py",
+         ["--model_name", "{tmp}/missing/vocab.txt", "--tokenizer_name", "ErnieTokenizer", "--input_path",
+          "{tmp}/in.jsonl", "--output_prefix", "{tmp}/out"],
+         "error: --model_name {tmp}/missing/vocab.txt: vocabulary file not found"),
+        ("data_tools/trans_to_json.py", ["--input_path", "{tmp}/emptydir", "--output_path", "{tmp}/o.jsonl"],
+         "error: --input_path {tmp}/emptydir: directory contains no files"),
+    ],
+)  # fmt: skip
+def test_scripts_exit_2_with_one_stderr_line(tmp_path, script, argv, expected):
+    (tmp_path / "emptydir").mkdir()
+    (tmp_path / "in.jsonl").write_text('{"text": "文档"}\n')
+    argv = [arg.format(tmp=tmp_path) for arg in argv]
+    result = subprocess.run([sys.executable, script, *argv], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == expected.format(tmp=tmp_path) + "\n"

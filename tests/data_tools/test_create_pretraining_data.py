@@ -1,0 +1,193 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_tools.create_pretraining_data import TASKS_IN_FLIGHT_PER_WORKER, encode_config, main, parse_args, run_ordered
+from data_tools.demo_corpus import write_demo_corpus
+from data_tools.document_encoder import restore_split_dimers
+from data_tools.indexed_dataset import MMapIndexedDataset
+from data_tools.knowledge import ENTITY, load_knowledge_spans
+from data_tools.tokenization import extend_chinese_char, load_tokenizer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _write_jsonl(path, texts):
+    path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8")
+    return path
+
+
+def _run(vocab_path, input_path, prefix, *flags):
+    argv = ["--model_name", str(vocab_path), "--tokenizer_name", "ErnieTokenizer", "--input_path", str(input_path),
+            "--output_prefix", str(prefix), *flags]  # fmt: skip
+    assert main(argv) == 0
+    return MMapIndexedDataset(str(prefix))
+
+
+@pytest.fixture(scope="module")
+def news_jsonl(tmp_path_factory):
+    """24 real news documents (one sentence per line) as JSON lines."""
+    raw = write_demo_corpus(tmp_path_factory.mktemp("raw"), max_docs=24, split="dev")
+    texts = [d.strip("\n") for p in sorted(raw.rglob("*.txt")) for d in p.read_text(encoding="utf-8").split("\n\n")]
+    return _write_jsonl(tmp_path_factory.mktemp("jsonl") / "news.jsonl", texts), texts
+
+
+@pytest.fixture(scope="module")
+def tokenizer(vocab_path):
+    return load_tokenizer(str(vocab_path))
+
+
+WWM = ["--split_sentences", "--chinese", "--cn_whole_word_segment"]
+
+
+def test_whole_word_marking_of_pre_segmented_text(tmp_path, vocab_path, tokenizer):
+    source = _write_jsonl(tmp_path / "in.jsonl", ["通过 利用 mercer 核\n北京 大学"])
+    ds = _run(vocab_path, source, tmp_path / "out", *WWM, "--cn_splited")
+    assert ds.doc_idx.tolist() == [0, 2]
+    assert tokenizer.convert_ids_to_tokens(ds[0].tolist()) == ["通", "##过", "利", "##用", "me", "##rc", "##er", "核"]
+    assert tokenizer.convert_ids_to_tokens(ds[1].tolist()) == ["北", "##京", "大", "##学"]
+
+
+def test_restore_split_dimers_keeps_original_spaces():
+    # "hello world" segmented and joined with " " is "hello   world" (the space itself is a word)
+    assert restore_split_dimers("hello   world".split(" "), " ") == ["hello", "", " ", "world"]
+    assert restore_split_dimers(["a", "", "", "", "", "b"], " ") == ["a", "", " ", "", " ", "b"]
+
+
+def test_plain_ids_match_the_tokenizer(tmp_path, vocab_path, tokenizer, news_jsonl, capsys):
+    source, texts = news_jsonl
+    ds = _run(vocab_path, source, tmp_path / "plain", "--split_sentences", "--chinese")
+    expected = [[line.strip() for line in text.split("\n") if line.strip()] for text in texts]
+    assert len(ds.doc_idx) - 1 == len(texts)
+    assert ds.doc_idx.tolist() == np.cumsum([0] + [len(sentences) for sentences in expected]).tolist()
+    flat = [sentence for sentences in expected for sentence in sentences]
+    for index in (0, 1, len(flat) // 2, len(flat) - 1):
+        reference = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(flat[index]))
+        assert ds[index].tolist() == reference
+    assert ds.ids.dtype == np.uint16
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith(f"create_pretraining_data: 24 docs, {len(flat)} sentences, {len(ds.ids)} tokens, ")
+    assert "1 workers), 0 lines skipped; wrote" in summary
+
+
+def test_without_split_sentences_each_document_is_one_sentence(tmp_path, vocab_path, tokenizer):
+    source = _write_jsonl(tmp_path / "in.jsonl", ["第一句。\n第二句。", "另一个文档"])
+    ds = _run(vocab_path, source, tmp_path / "out")
+    assert ds.doc_idx.tolist() == [0, 1, 2]
+    assert tokenizer.convert_ids_to_tokens(ds[0].tolist()) == list("第一句。第二句。")
+
+
+def test_append_eos_adds_sep_after_each_document(tmp_path, vocab_path, tokenizer):
+    source = _write_jsonl(tmp_path / "in.jsonl", ["第一句。\n第二句。", "另一个文档"])
+    ds = _run(vocab_path, source, tmp_path / "out", "--split_sentences", "--chinese", "--append_eos")
+    assert [tokenizer.convert_ids_to_tokens(ds[i].tolist()) for i in range(len(ds))] == [
+        list("第一句。"),
+        list("第二句。") + ["[SEP]"],
+        list("另一个文档") + ["[SEP]"],
+    ]
+
+
+def test_workers_and_segmenters_give_identical_files(tmp_path, vocab_path, news_jsonl):
+    source, _texts = news_jsonl
+    outputs = []
+    for name, flags in [("w1", []), ("w2", ["--workers", "2"]), ("rjieba", ["--cn_seg_func", "rjieba"])]:
+        _run(vocab_path, source, tmp_path / name, *WWM, *flags)
+        outputs.append([(tmp_path / f"{name}{suffix}").read_bytes() for suffix in ("_ids.npy", "_idx.npz")])
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_wwm_marks_words_and_uses_the_extended_vocab(tmp_path, vocab_path, tokenizer, news_jsonl):
+    source, _texts = news_jsonl
+    lines = vocab_path.read_text(encoding="utf-8").splitlines()
+    # Drop the `##<CJK>` entries and pad past 2**16 - 7321 so the extension needs int32 ids.
+    kept = [t for t in lines if not (t.startswith("##") and 0x4E00 <= ord(t[2:3] or "a") <= 0x9FA5 and len(t) == 3)]
+    kept += [f"[unused{i}]" for i in range(60000 - len(kept))]
+    small_vocab = tmp_path / "vocab.txt"
+    small_vocab.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    ds = _run(small_vocab, source, tmp_path / "ext", *WWM)
+    assert ds.ids.dtype == np.int32
+    extended = load_tokenizer(str(small_vocab))
+    assert extend_chinese_char(extended) == 7321
+    assert int(ds.ids.max()) >= 60000  # `##<CJK>` ids live in the extension
+    reference = _run(vocab_path, source, tmp_path / "ref", *WWM)
+    # Same token strings with either vocab: only the ids of `##` chars differ.
+    for index in (0, 5, len(ds) - 1):
+        assert extended.convert_ids_to_tokens(ds[index].tolist()) == tokenizer.convert_ids_to_tokens(
+            reference[index].tolist()
+        )
+    tokens = tokenizer.convert_ids_to_tokens(reference.ids[:2000].tolist())
+    assert sum(t.startswith("##") for t in tokens) > 500
+
+
+def test_knowledge_spans_are_written_and_align_with_tokens(tmp_path, vocab_path, tokenizer, news_jsonl):
+    source, texts = news_jsonl
+    entity_dict = tmp_path / "entities.txt"
+    entity_dict.write_text("知识产权\n", encoding="utf-8")
+    assert "知识产权" in "".join(texts)
+    prefix = tmp_path / "kn"
+    ds = _run(vocab_path, source, prefix, *WWM, "--knowledge_spans", "--entity_dict", str(entity_dict))
+    spans = load_knowledge_spans(str(prefix))
+    assert len(spans) == len(ds)
+    assert len(spans.starts) > len(ds)  # several spans per sentence on news text
+    found_user_entity = False
+    for sentence in range(len(ds)):
+        tokens = [t.removeprefix("##") for t in tokenizer.convert_ids_to_tokens(ds[sentence].tolist())]
+        for start, end, kind in zip(*spans.spans_of_sentence(sentence)):
+            assert 0 <= start < end <= len(tokens)
+            found_user_entity |= kind == ENTITY and "".join(tokens[start:end]) == "知识产权"
+    assert found_user_entity
+
+
+def test_directory_input_reads_sorted_jsonl_files_only(tmp_path, vocab_path, tokenizer):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    _write_jsonl(tmp_path / "in" / "sub" / "b.jsonl", ["第二个文件"])
+    _write_jsonl(tmp_path / "in" / "a.jsonl", ["第一个文件"])
+    (tmp_path / "in" / "notes.txt").write_text("不读这个", encoding="utf-8")
+    ds = _run(vocab_path, tmp_path / "in", tmp_path / "out")
+    assert [tokenizer.convert_ids_to_tokens(ds[i].tolist()) for i in range(2)] == [
+        list("第一个文件"),
+        list("第二个文件"),
+    ]
+
+
+def test_pool_reads_input_only_a_bounded_distance_ahead(vocab_path):
+    args = parse_args(["--model_name", str(vocab_path), "--tokenizer_name", "ErnieTokenizer", "--input_path", "x",
+                       "--output_prefix", "y"])  # fmt: skip
+    pulled = []
+
+    def batches():
+        for i in range(200):
+            pulled.append(i)
+            yield [(0, i + 1, json.dumps({"text": f"文档{i}"}).encode())]
+
+    results = run_ordered(encode_config(args), batches(), workers=2)
+    first = next(results)
+    assert len(first) == 1 and first[0].num_bytes == len("文档0".encode())
+    assert len(pulled) <= 2 * TASKS_IN_FLIGHT_PER_WORKER + 1
+    results.close()
+
+
+@pytest.mark.slow
+def test_seed_readme_commands_end_to_end(tmp_path, vocab_path):
+    """The seed README's two commands, run as scripts with local paths, the demo vocab and --workers 2."""
+    raw = write_demo_corpus(tmp_path / "clue_corpus_small_14g", max_docs=30, split="test")
+    jsonl = tmp_path / "clue_corpus_small_14g.jsonl"
+    prefix = tmp_path / "clue_corpus_small_14g_20220104"
+    commands = [
+        [sys.executable, "data_tools/trans_to_json.py", "--input_path", str(raw), "--output_path", str(jsonl),
+         "--workers", "2"],
+        [sys.executable, "-u", "data_tools/create_pretraining_data.py", "--model_name", str(vocab_path),
+         "--tokenizer_name", "ErnieTokenizer", "--input_path", str(jsonl), "--split_sentences", "--chinese",
+         "--cn_whole_word_segment", "--cn_seg_func", "jieba", "--output_prefix", str(prefix), "--workers", "2",
+         "--log_interval", "10000"],
+    ]  # fmt: skip
+    for command in commands:
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    ds = MMapIndexedDataset(str(prefix))
+    assert len(ds.doc_idx) - 1 == len(jsonl.read_text(encoding="utf-8").splitlines())
+    assert len(ds) > 30 and ds.ids.dtype == np.uint16

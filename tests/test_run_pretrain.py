@@ -1,0 +1,168 @@
+"""run_pretrain.py end to end on CPU with a 2-layer hidden-64 model on the tiny real-text corpus."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import run_pretrain
+from data_tools.errors import run_cli
+from ernie_pretrain.checkpoint import find_resume_checkpoint, read_meta
+from ernie_pretrain.metrics_logger import read_metrics
+from tests.ernie_pretrain.helpers import data_modules_available, install_standin_data, tiny_argv
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _data(monkeypatch):
+    install_standin_data(monkeypatch)
+
+
+@pytest.fixture
+def corpus_dir(tiny_prefix):
+    return str(Path(tiny_prefix).parent)
+
+
+def losses(output_dir, split="train"):
+    return [(record["step"], record["loss"]) for record in read_metrics(output_dir, split)]
+
+
+def test_loss_goes_down_and_files_are_written(tmp_path, corpus_dir, vocab_path):
+    out = tmp_path / "out"
+    argv = tiny_argv(corpus_dir, str(out), str(vocab_path), max_steps=30, eval_freq=15, save_steps=15,
+                     checkpoint_steps=10, warmup_rate=0.1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    assert run_pretrain.main(argv) == 0
+    train = [loss for _, loss in losses(out)]
+    assert len(train) == 30
+    assert sum(train[-5:]) / 5 < sum(train[:5]) / 5 - 1.0, train
+    assert [step for step, _ in losses(out, "valid")] == [15, 30]
+    assert [step for step, _ in losses(out, "test")] == [30]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("model")) == ["model_15", "model_30", "model_last"]
+    assert read_meta(out / "model_last")["global_step"] == 30
+    assert read_meta(out / "model_30") == {**read_meta(out / "model_last"), "global_step": 30}
+    assert (out / "pretrain_config.json").is_file() and any((out / "runs").iterdir())
+
+
+def test_resume_continues_bit_identically(tmp_path, corpus_dir, vocab_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    common = dict(max_steps=8, eval_freq=3, save_steps=4, checkpoint_steps=1000)
+    assert run_pretrain.main(tiny_argv(corpus_dir, str(straight), str(vocab_path), **common)) == 0
+    # A run stopped after step 4 left exactly this checkpoint behind as model_last.
+    resumed.mkdir()
+    shutil.copytree(straight / "model_4", resumed / "model_last")
+    assert run_pretrain.main(tiny_argv(corpus_dir, str(resumed), str(vocab_path), **common)) == 0
+    assert losses(resumed) == losses(straight)[4:]
+    assert losses(resumed, "valid") == [record for record in losses(straight, "valid") if record[0] > 4]
+    assert losses(resumed, "test") == losses(straight, "test")
+    assert read_meta(resumed / "model_8")["consumed_samples"] == 8 * 4
+
+
+def test_resume_with_accumulation_and_checkpoint_between_log_steps(tmp_path, corpus_dir, vocab_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    common = dict(max_steps=6, micro_batch_size=2, global_batch_size=4, logging_freq=2, eval_freq=0, save_steps=3)
+    assert run_pretrain.main(tiny_argv(corpus_dir, str(straight), str(vocab_path), **common)) == 0
+    resumed.mkdir()
+    shutil.copytree(straight / "model_3", resumed / "model_last")
+    assert run_pretrain.main(tiny_argv(corpus_dir, str(resumed), str(vocab_path), **common)) == 0
+    assert losses(resumed) == losses(straight)[1:]
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(global_batch_size=8, micro_batch_size=2),
+         "cannot resume: global_batch_size changed (4 -> 8); restore --global_batch_size"),
+        (dict(model_config="hidden_size=32,num_hidden_layers=2,num_attention_heads=2,intermediate_size=128,"
+                           "max_position_embeddings=128"),
+         "cannot resume: model_config changed (hidden_size 64 -> 32); restore --model_config / --model_name_or_path"),
+    ],
+)
+def test_incompatible_resume_is_refused(tmp_path, corpus_dir, vocab_path, change, message, capsys):
+    out = tmp_path / "out"
+    assert run_pretrain.main(tiny_argv(corpus_dir, str(out), str(vocab_path), max_steps=2, checkpoint_steps=2,
+                                       eval_freq=0)) == 0
+    capsys.readouterr()
+    assert run_cli(run_pretrain.main, tiny_argv(corpus_dir, str(out), str(vocab_path), max_steps=4, **change)) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {out / 'model_last'}: {message} or use a new --output_dir\n"
+
+
+def test_changed_data_prefix_is_refused(tmp_path, tiny_prefix, vocab_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    for suffix in ("_ids.npy", "_idx.npz"):
+        shutil.copy(tiny_prefix + suffix, other / f"renamed{suffix}")
+    out = tmp_path / "out"
+    argv = tiny_argv(str(Path(tiny_prefix).parent), str(out), str(vocab_path), max_steps=2, checkpoint_steps=2,
+                     eval_freq=0)
+    assert run_pretrain.main(argv) == 0
+    capsys.readouterr()
+    assert run_cli(run_pretrain.main, tiny_argv(str(other), str(out), str(vocab_path), max_steps=4)) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out / 'model_last'}: cannot resume: data_prefixes changed "
+        '([[1.0, "tiny"]] -> [[1.0, "renamed"]]); restore --input_dir or use a new --output_dir\n'
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(model_name_or_path="ernie-3.0-xbase"), "error: --model_name_or_path ernie-3.0-xbase: not a built-in config"),
+        (dict(tokenizer_name_or_path="/no/such/vocab.txt"), "error: --tokenizer_name_or_path /no/such/vocab.txt: vocabulary file not found"),
+        (dict(max_seq_len=256), "error: --max_seq_len 256 exceeds the model's max_position_embeddings 128"),
+        (dict(continue_training="true"), "error: --continue_training needs trained weights: --model_name_or_path ernie-1.0 is a built-in config"),
+        (dict(input_dir="/no/such/dir"), "error: --input_dir /no/such/dir: neither a directory nor a data prefix"),
+    ],
+)
+def test_bad_runs_fail_with_one_line(tmp_path, corpus_dir, vocab_path, overrides, message, capsys):
+    assert run_cli(run_pretrain.main, tiny_argv(corpus_dir, str(tmp_path / "o"), str(vocab_path), **overrides)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_continue_training_from_a_checkpoint_dir(tmp_path, corpus_dir, vocab_path):
+    first = tmp_path / "first"
+    assert run_pretrain.main(tiny_argv(corpus_dir, str(first), str(vocab_path), max_steps=2, eval_freq=0)) == 0
+    second = tmp_path / "second"
+    argv = tiny_argv(corpus_dir, str(second), str(vocab_path), max_steps=2, eval_freq=0,
+                     model_name_or_path=str(first / "model_2"), continue_training="true")
+    argv = [a for a in argv]
+    index = argv.index("--model_config")
+    del argv[index : index + 2]
+    assert run_pretrain.main(argv) == 0
+    assert find_resume_checkpoint(str(second)) is None  # no model_last written (checkpoint_steps 1000)
+    assert read_meta(second / "model_2")["model_name"] == str(first / "model_2")
+
+
+def _launch(args, cwd, env_extra=None):
+    # paddle.distributed.launch treats any CUDA_VISIBLE_DEVICES (even empty) as "GPU job" and fails on a CPU build.
+    env = {key: value for key, value in os.environ.items() if key != "CUDA_VISIBLE_DEVICES"}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not data_modules_available(), reason="data_tools dataset/collate modules not landed yet")
+def test_two_process_data_parallel_matches_one_process_with_accumulation(tmp_path, corpus_dir, vocab_path):
+    common = dict(max_steps=4, micro_batch_size=2, global_batch_size=4, eval_freq=2, eval_iters=1,
+                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    single, parallel = tmp_path / "single", tmp_path / "parallel"
+    result = _launch(["run_pretrain.py", *tiny_argv(corpus_dir, str(single), str(vocab_path), **common)], REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = _launch(
+        ["-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(tmp_path / "log"),
+         "run_pretrain.py", *tiny_argv(corpus_dir, str(parallel), str(vocab_path), **common)],
+        REPO,
+    )
+    logs = "".join(p.read_text() for p in sorted((tmp_path / "log").glob("*"))) if (tmp_path / "log").exists() else ""
+    assert result.returncode == 0, (result.stderr + logs)[-3000:]
+    for split in ("train", "valid", "test"):
+        expected, got = losses(single, split), losses(parallel, split)
+        assert [s for s, _ in got] == [s for s, _ in expected]
+        assert [l for _, l in got] == pytest.approx([l for _, l in expected], rel=1e-5, abs=1e-5)
