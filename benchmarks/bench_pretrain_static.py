@@ -91,6 +91,52 @@ def bench_static(
     }
 
 
+def bench_dygraph(
+    threads: int = 2, micro_batch_size: int = 8, seq_len: int = 128, steps: int = 30, warmup_steps: int = 5
+) -> Dict[str, float]:
+    """The same steps in dygraph (shared model, criterion, optimizer), for comparison."""
+    import paddle
+    from paddlenlp.transformers import ErnieConfig
+
+    from ernie_pretrain.config import OptimConfig
+    from ernie_pretrain.lr_schedule import build_lr_scheduler
+    from ernie_pretrain.model import PretrainingCriterion, build_pretraining_model, forward_pretraining
+    from ernie_pretrain.optim import build_optimizer
+
+    paddle.base.core.set_num_threads(threads)
+    paddle.seed(1)
+    model = build_pretraining_model(ErnieConfig(vocab_size=VOCAB_SIZE, hidden_act="relu", **TINY))
+    optim = OptimConfig(max_lr=1e-4, min_lr=1e-5, warmup_steps=0, decay_steps=1000, weight_decay=0.01, grad_clip=1.0)
+    scheduler = build_lr_scheduler(optim)
+    optimizer = build_optimizer(optim, model, scheduler)
+    criterion = PretrainingCriterion()
+    rng = np.random.RandomState(0)
+    batches = [
+        {
+            k: paddle.to_tensor(v)
+            for k, v in synthetic_batch(rng, micro_batch_size, seq_len, round(0.15 * seq_len)).items()
+        }
+        for _ in range(4)
+    ]
+
+    def step(batch) -> float:
+        scores, sop = forward_pretraining(model, batch)
+        loss = criterion(scores, sop, batch["masked_lm_labels"], batch["next_sentence_labels"])[0]
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        scheduler.step()
+        return float(loss)
+
+    for index in range(warmup_steps):
+        step(batches[index % len(batches)])
+    start = time.perf_counter()
+    for index in range(steps):
+        step(batches[index % len(batches)])
+    elapsed = time.perf_counter() - start
+    return {"tokens_per_second": steps * micro_batch_size * seq_len / elapsed, "ms_per_step": 1000.0 * elapsed / steps}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print one line per measured setting."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -99,6 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--compare_serial_run", action="store_true", help="also time FLAGS_new_executor_serial_run=0")
+    parser.add_argument("--compare_dygraph", action="store_true", help="also time the same steps in dygraph")
     args = parser.parse_args(argv)
     settings: List[tuple] = [(threads, True) for threads in args.threads]
     if args.compare_serial_run:
@@ -114,6 +161,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"threads={threads} serial_run={int(serial)}: {result['tokens_per_second']:.0f} tokens/s, "
             f"{result['ms_per_step']:.1f} ms/step"
         )
+    if args.compare_dygraph:
+        for threads in args.threads:
+            result = bench_dygraph(threads, args.micro_batch_size, args.seq_len, args.steps)
+            print(
+                f"dygraph threads={threads}: {result['tokens_per_second']:.0f} tokens/s, "
+                f"{result['ms_per_step']:.1f} ms/step"
+            )
     return 0
 
 

@@ -30,14 +30,14 @@ SPLIT_NAMES = ("train", "valid", "test")
 DEFAULT_SPLIT = "949,50,1"
 # Room for [CLS] A [SEP] B [SEP] (REFERENCE §6).
 NUM_SPECIAL_TOKENS = 3
-# Masks of sample k differ between splits: each split's per-sample seeds start 2**30 apart (REFERENCE §18.7).
-# The train split keeps `seed` itself, so its masks match the original's.
+# The original seeded sample k of every split with seed + k, so train, valid and test shared masks (REFERENCE
+# §18.7). Split seeds 2**30 apart keep the streams apart even for a dataset that draws with (split_seed + index).
 SPLIT_SEED_OFFSETS = {"train": 0, "valid": 1 << 30, "test": 2 << 30}
 CACHE_POLL_INTERVAL_S = 0.5
 
 
 def split_seed(seed: int, name: str) -> int:
-    """The base seed of a split's per-sample RNG (the dataset draws with (split_seed + index) % 2**32)."""
+    """The base seed of a split's per-sample randomness: `seed` for train, distinct values for valid and test."""
     return (int(seed) + SPLIT_SEED_OFFSETS[name]) % (1 << 32)
 
 
@@ -249,12 +249,10 @@ def _load_index_map(path: str) -> np.ndarray:
     return mapping
 
 
-def _load_knowledge(prefix: str) -> Any:
-    try:
-        from data_tools.knowledge import load_knowledge_spans
-    except ImportError:
-        return None
-    return load_knowledge_spans(prefix)
+def _load_knowledge(indexed: MMapIndexedDataset) -> Any:
+    from data_tools.knowledge import load_knowledge_spans
+
+    return load_knowledge_spans(indexed.prefix, indexed.sizes)
 
 
 @dataclass(frozen=True)
@@ -292,7 +290,8 @@ def _prefix_datasets(
     indexed = MMapIndexedDataset(prefix)
     num_docs = len(indexed.doc_idx) - 1
     boundaries = get_train_valid_test_split_(config.split, num_docs)
-    knowledge = _load_knowledge(prefix) if any(int(n) > 0 for n in num_samples) else None
+    wanted = config.needs_knowledge and any(int(n) > 0 for n in num_samples)
+    knowledge = _load_knowledge(indexed) if wanted else None
     datasets: list[Optional[Any]] = []
     for index, name in enumerate(SPLIT_NAMES):
         start, end = boundaries[index], boundaries[index + 1]

@@ -110,7 +110,9 @@ class ErnieDataset:
         self._ngram_cdf = ngram_cdf(config.max_ngrams, config.favor_longer_ngram)
         self._max_num_tokens = config.max_seq_length - 3  # room for [CLS] and two [SEP] (REFERENCE §6)
         self._max_predictions = config.masked_lm_prob * self._max_num_tokens
-        self._ids = indexed.ids
+        # Plain ndarray views: slicing an np.memmap builds a memmap object per access.
+        self._ids = np.asarray(indexed.ids)
+        self._rows = np.asarray(mapping)
         self._pointers = indexed.pointers
         self._sizes = indexed.sizes
 
@@ -128,17 +130,17 @@ class ErnieDataset:
             idx += size
         if not 0 <= idx < size:
             raise IndexError(f"sample {idx} out of range for the {self.name} split of {size} samples")
-        start, end, target = (int(v) for v in self.samples_mapping[idx])
+        start, end, target = self._rows[idx].tolist()
         rng = self.rng_for(idx)
         head = rng.random(3)  # level choice, A/B split point, swap
-        level = self._levels[int(np.searchsorted(self._level_cdf, head[0] * self._level_cdf[-1], side="right"))]
+        level = self._levels[int(self._level_cdf.searchsorted(head[0] * self._level_cdf[-1], side="right"))]
         begin = int(self._pointers[start])
-        tokens = np.asarray(self._ids[begin : int(self._pointers[end])])
+        tokens = self._ids[begin : int(self._pointers[end])]
         segment_a, segment_b, sop_label = self._segments(start, end, begin, head[1], head[2])
         max_num_tokens = max(1, min(target, self._max_num_tokens))
         kept_a, kept_b = self._truncate(segment_a, segment_b, max_num_tokens, rng)
         ids, token_types = self._layout(tokens, kept_a, kept_b)
-        spans = self._knowledge_spans(level, start, end, begin, kept_a, kept_b)
+        spans = self._knowledge_spans(level, start, end, begin, segment_b, kept_a, kept_b)
         masked = create_masked_lm_predictions(
             ids,
             self.vocab,
@@ -207,7 +209,14 @@ class ErnieDataset:
         return ids, token_types
 
     def _knowledge_spans(
-        self, level: str, start: int, end: int, begin: int, kept_a: Tuple[int, int], kept_b: Tuple[int, int]
+        self,
+        level: str,
+        start: int,
+        end: int,
+        begin: int,
+        segment_b: Tuple[int, int],
+        kept_a: Tuple[int, int],
+        kept_b: Tuple[int, int],
     ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
         """Spans of the level's kind in sample positions, clipped to what truncation kept; (None, None) if n/a."""
         kind = KNOWLEDGE_KIND.get(level)
@@ -216,21 +225,21 @@ class ErnieDataset:
         sent_ptr = self.knowledge.sent_ptr
         first, last = int(sent_ptr[start]), int(sent_ptr[end])
         kinds = self.knowledge.kinds[first:last]
-        chosen = np.flatnonzero(kinds == kind)
+        chosen = (kinds == kind).nonzero()[0]
         if len(chosen) == 0:
             return None, None
         span_index = first + chosen
-        sentence = np.searchsorted(sent_ptr, span_index, side="right") - 1
+        sentence = sent_ptr.searchsorted(span_index, side="right") - 1
         offset = self._pointers[sentence] - begin
         span_starts = self.knowledge.starts[span_index] + offset
         span_ends = self.knowledge.ends[span_index] + offset
+        # Each span lies in one sentence, hence in one segment; segments contain what truncation kept of them.
+        in_b = ((span_starts >= segment_b[0]) & (span_starts < segment_b[1])).astype(np.intp)
         len_a = kept_a[1] - kept_a[0]
-        starts, ends = [], []
-        # Each span lies in one sentence, hence in one segment; the original segment ranges contain the kept ones.
-        for kept, sample_offset in ((kept_a, 1), (kept_b, 2 + len_a)):
-            clipped_starts = np.maximum(span_starts, kept[0])
-            clipped_ends = np.minimum(span_ends, kept[1])
-            inside = clipped_ends > clipped_starts
-            starts.append(clipped_starts[inside] - kept[0] + sample_offset)
-            ends.append(clipped_ends[inside] - kept[0] + sample_offset)
-        return np.concatenate(starts).astype(np.int64), np.concatenate(ends).astype(np.int64)
+        low = np.array([kept_a[0], kept_b[0]])[in_b]
+        high = np.array([kept_a[1], kept_b[1]])[in_b]
+        shift = np.array([1 - kept_a[0], 2 + len_a - kept_b[0]])[in_b]
+        clipped_starts = np.maximum(span_starts, low)
+        clipped_ends = np.minimum(span_ends, high)
+        inside = clipped_ends > clipped_starts
+        return (clipped_starts + shift)[inside], (clipped_ends + shift)[inside]

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -410,7 +411,7 @@ class FastSentenceEncoder:
         ids = gather(self._iso_ids[iso_slots], None if runs is None else runs.ids)
         if want_marks and num_tokens:
             marked = self._whole_word_marks(
-                words_list,
+                self._word_keys(texts, words_list, text_starts, codepoints),
                 token_counts,
                 gather(self._iso_hashes[iso_slots], None if runs is None else runs.hashes),
                 gather(self._iso_lengths[iso_slots], None if runs is None else runs.lengths),
@@ -459,80 +460,102 @@ class FastSentenceEncoder:
             cjk=np.array(cjk, bool),
         )
 
-    def _word_keys(self, words_list: Sequence[Optional[Sequence[str]]]) -> np.ndarray:
+    def _prefix_hashes(self, values: np.ndarray, lengths: Optional[np.ndarray] = None) -> np.ndarray:
+        """prefix[k] = hash of the concatenation of the first k items (chars, or token strings of `lengths` chars).
+
+        hash(s) = sum_i s[i] * B**(len(s)-1-i) mod 2**64, so prefix[k] = B**C_k * sum_{j<k} v_j * B**-C_{j+1} with
+        C_k the characters before item k; a span's hash is prefix[b] - prefix[a] * B**(C_b - C_a).
+        """
+        count = len(values)
+        if lengths is None:
+            char_ends = np.arange(count + 1, dtype=np.int64)
+        else:
+            char_ends = np.zeros(count + 1, np.int64)
+            np.cumsum(lengths, out=char_ends[1:])
+        self._powers.ensure(int(char_ends[-1]) + 2)
+        prefix = np.zeros(count + 1, np.uint64)
+        np.cumsum(values * self._powers.down[char_ends[1:]], out=prefix[1:])
+        prefix *= self._powers.up[char_ends]
+        return prefix
+
+    def _word_keys(
+        self,
+        texts: List[str],
+        words_list: Sequence[Optional[Sequence[str]]],
+        text_starts: np.ndarray,
+        codepoints: np.ndarray,
+    ) -> np.ndarray:
         """Sorted hash keys of every word of >= 2 characters, keyed with its length and sentence index."""
         counts = np.fromiter((0 if w is None else len(w) for w in words_list), np.int64, count=len(words_list))
-        flat: List[str] = [word for words in words_list if words is not None for word in words]
-        if not flat:
+        word_lengths = np.fromiter(
+            map(len, itertools.chain.from_iterable(w for w in words_list if w is not None)), np.int64
+        )
+        if not len(word_lengths):
             return np.zeros(0, np.uint64)
-        word_lengths = np.fromiter(map(len, flat), np.int64, count=len(flat))
-        chars = np.frombuffer("".join(flat).encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.uint64)
-        ends = np.cumsum(word_lengths)
-        starts = ends - word_lengths
-        self._powers.ensure(len(chars) + 2)
-        up, down = self._powers.up, self._powers.down
-        prefix = np.zeros(len(chars) + 1, np.uint64)
-        # prefix[k] = hash(chars[:k]) = B**k * sum_{j<k} chars[j] * B**-(j+1)  (mod 2**64)
-        np.cumsum(chars * down[1 : len(chars) + 1], out=prefix[1:])
-        prefix *= up[: len(chars) + 1]
-        word_hashes = prefix[ends] - prefix[starts] * up[word_lengths]
-        sentence = np.repeat(np.arange(len(words_list), dtype=np.uint64), counts)
+        word_ends = np.cumsum(word_lengths)
+        sentence = np.repeat(np.arange(len(words_list), dtype=np.int64), counts)
+        if all(w is None or "".join(w) == t for t, w in zip(texts, words_list)):
+            # The usual case (segmenter output): words tile their sentence, so hash them in place in the batch text.
+            chars_before = np.zeros(len(words_list) + 1, np.int64)
+            np.cumsum(np.fromiter((len(t) if w is not None else 0 for t, w in zip(texts, words_list)), np.int64,
+                                  count=len(texts)), out=chars_before[1:])
+            word_ends = word_ends - chars_before[sentence] + text_starts[sentence]
+            prefix = self._prefix_hashes(codepoints.astype(np.uint64))
+        else:
+            flat = itertools.chain.from_iterable(w for w in words_list if w is not None)
+            chars = np.frombuffer("".join(flat).encode("utf-32-le", "surrogatepass"), np.uint32)
+            prefix = self._prefix_hashes(chars.astype(np.uint64))
+        word_starts = word_ends - word_lengths
+        word_hashes = prefix[word_ends] - prefix[word_starts] * self._powers.up[word_lengths]
         keep = word_lengths >= 2
-        keys = _mix_key(word_hashes[keep], word_lengths[keep], sentence[keep])
+        keys = _mix_key(word_hashes[keep], word_lengths[keep], sentence[keep].astype(np.uint64) * _SENTENCE_KEY)
         keys.sort()
         return keys
 
     def _whole_word_marks(
         self,
-        words_list: Sequence[Optional[Sequence[str]]],
+        word_keys: np.ndarray,
         token_counts: np.ndarray,
         hashes: np.ndarray,
         lengths: np.ndarray,
         cjk: np.ndarray,
     ) -> Optional[np.ndarray]:
         """Boolean [num_tokens]: tokens the greedy longest-match scan emits as `##<token>`; None when none."""
-        word_keys = self._word_keys(words_list)
-        candidates = np.flatnonzero(cjk)
-        if not len(word_keys) or not len(candidates):
-            return None
         num_tokens = len(hashes)
+        if not len(word_keys) or not cjk.any():
+            return None
+        prefix = self._prefix_hashes(hashes, lengths)
         char_ends = np.zeros(num_tokens + 1, np.int64)
         np.cumsum(lengths, out=char_ends[1:])
-        self._powers.ensure(int(char_ends[-1]) + 2)
-        up, down = self._powers.up, self._powers.down
-        # prefix[k] = hash of tokens[:k] concatenated = B**C_k * sum_{j<k} h_j * B**-C_{j+1}, C_k = chars before k
-        prefix = np.zeros(num_tokens + 1, np.uint64)
-        np.cumsum(hashes * down[char_ends[1:]], out=prefix[1:])
-        prefix *= up[char_ends]
-
-        sentence_ends = np.cumsum(token_counts)
-        sentence_of_candidate = np.searchsorted(sentence_ends, candidates, side="right")
-        room = sentence_ends[sentence_of_candidate] - candidates
-        sentence = sentence_of_candidate.astype(np.uint64)
-        # All windows of max_word_len..2 tokens at once, rows longest first; a window past its sentence is invalid.
-        windows = np.arange(self.max_word_len, 1, -1, dtype=np.int64)[:, None]
-        valid = room[None, :] >= windows
-        start = candidates[None, :]
-        end = np.where(valid, start + windows, start)
-        char_length = char_ends[end] - char_ends[start]
-        keys = _mix_key(prefix[end] - prefix[start] * up[char_length], char_length, sentence[None, :])
-        # A bitmap over the keys' top bits rejects almost every non-word cheaply; the rest is checked exactly.
+        up = self._powers.up
+        sentence_of_token = np.repeat(np.arange(len(token_counts), dtype=np.uint64), token_counts)
+        sentence_key = sentence_of_token * _SENTENCE_KEY
+        room = np.cumsum(token_counts)[sentence_of_token.astype(np.int64)] - np.arange(num_tokens)
         bitmap = self._key_bitmap
-        bitmap[word_keys >> _BITMAP_SHIFT] = True
-        maybe = np.flatnonzero(valid & bitmap[keys >> _BITMAP_SHIFT])
-        bitmap[word_keys >> _BITMAP_SHIFT] = False
-        maybe_keys = keys.ravel()[maybe]
-        found = np.minimum(np.searchsorted(word_keys, maybe_keys), len(word_keys) - 1)
-        hit = np.zeros(keys.size, bool)
-        hit[maybe[word_keys[found] == maybe_keys]] = True
-        hit = hit.reshape(keys.shape)
-        best = np.where(hit.any(axis=0), windows[hit.argmax(axis=0), 0], 0)
-        matched = np.flatnonzero(best)
-        if not len(matched):
+        word_buckets = (word_keys >> _BITMAP_SHIFT).view(np.int64)
+        bitmap[word_buckets] = True
+        best = np.zeros(num_tokens, np.int64)
+        last_key = len(word_keys) - 1
+        # Window of `window` tokens starting at every token i (slices, no gathers); only CJK starts that fit in
+        # their sentence count. A bitmap over the keys' top bits rejects almost every non-word; the rest is exact.
+        for window in range(min(self.max_word_len, num_tokens), 1, -1):
+            span = num_tokens - window + 1
+            char_length = char_ends[window : window + span] - char_ends[:span]
+            window_hash = prefix[window : window + span] - prefix[:span] * up[char_length]
+            keys = _mix_key(window_hash, char_length, sentence_key[:span])
+            maybe = cjk[:span] & (room[:span] >= window) & bitmap[(keys >> _BITMAP_SHIFT).view(np.int64)]
+            maybe_at = np.flatnonzero(maybe)
+            if not len(maybe_at):
+                continue
+            maybe_keys = keys[maybe_at]
+            is_word = word_keys[np.minimum(np.searchsorted(word_keys, maybe_keys), last_key)] == maybe_keys
+            found = maybe_at[is_word]
+            best[found[best[found] == 0]] = window
+        bitmap[word_buckets] = False
+        starts = np.flatnonzero(best)
+        if not len(starts):
             return None
-        starts = candidates[matched]
-        ends = starts + best[matched]
-        starts, ends = _greedy_non_overlapping(starts, ends)
+        starts, ends = _greedy_non_overlapping(starts, starts + best[starts])
         flags = np.zeros(num_tokens + 1, np.int64)
         flags[starts + 1] += 1
         flags[ends] -= 1
@@ -561,8 +584,8 @@ def _greedy_non_overlapping(starts: np.ndarray, ends: np.ndarray) -> Tuple[np.nd
     return starts[keep], ends[keep]
 
 
-def _mix_key(hashes: np.ndarray, char_lengths: np.ndarray, sentences: np.ndarray) -> np.ndarray:
-    return (hashes ^ (char_lengths.astype(np.uint64) * _LENGTH_KEY)) + sentences * _SENTENCE_KEY
+def _mix_key(hashes: np.ndarray, char_lengths: np.ndarray, sentence_keys: np.ndarray) -> np.ndarray:
+    return (hashes ^ (char_lengths.astype(np.uint64) * _LENGTH_KEY)) + sentence_keys
 
 
 def _has_surrogate(text: str) -> bool:

@@ -16,7 +16,6 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -418,6 +417,66 @@ py::array build_blocks_mapping(const InArray<int64_t>& docs_, const InArray<int3
 }
 
 // Slot s goes to the dataset furthest behind its share, weights[d] * max(s, 1) - used[d]; ties to the lowest d.
+// Counts are kept as doubles (exact below 2**53), so each error is the same double the original computes.
+template <typename Index>
+void blend_any(const double* weight, int32_t num_datasets, int64_t size, Index* out_dataset, int64_t* out_sample) {
+    std::vector<double> used(static_cast<std::size_t>(num_datasets), 0.0);
+    for (int64_t slot = 0; slot < size; ++slot) {
+        const double slot_count = std::max(static_cast<double>(slot), 1.0);
+        int32_t best = 0;
+        double best_error = weight[0] * slot_count - used[0];
+        for (int32_t d = 1; d < num_datasets; ++d) {
+            const double error = weight[d] * slot_count - used[d];
+            if (error > best_error) {
+                best_error = error;
+                best = d;
+            }
+        }
+        out_dataset[slot] = static_cast<Index>(best);
+        out_sample[slot] = static_cast<int64_t>(used[best]);
+        used[best] += 1.0;
+    }
+}
+
+// The same for a handful of datasets, with the counts in registers and selects instead of branches: each slot
+// depends on the previous one, so a round trip through memory or a mispredicted branch sets the pace.
+template <int D, typename Index>
+void blend_few(const double* weight, int64_t size, Index* out_dataset, int64_t* out_sample) {
+    double w[D];
+    double used[D];
+    for (int d = 0; d < D; ++d) {
+        w[d] = weight[d];
+        used[d] = 0.0;
+    }
+    for (int64_t slot = 0; slot < size; ++slot) {
+        const double slot_count = std::max(static_cast<double>(slot), 1.0);
+        int best = 0;
+        double best_error = w[0] * slot_count - used[0];
+        double best_used = used[0];
+        for (int d = 1; d < D; ++d) {
+            const double error = w[d] * slot_count - used[d];
+            const bool better = error > best_error;
+            best_error = better ? error : best_error;
+            best_used = better ? used[d] : best_used;
+            best = better ? d : best;
+        }
+        out_dataset[slot] = static_cast<Index>(best);
+        out_sample[slot] = static_cast<int64_t>(best_used);
+        for (int d = 0; d < D; ++d) used[d] += d == best ? 1.0 : 0.0;
+    }
+}
+
+template <typename Index>
+void blend(const double* weight, int32_t num_datasets, int64_t size, Index* out_dataset, int64_t* out_sample) {
+    switch (num_datasets) {
+        case 1: return blend_few<1>(weight, size, out_dataset, out_sample);
+        case 2: return blend_few<2>(weight, size, out_dataset, out_sample);
+        case 3: return blend_few<3>(weight, size, out_dataset, out_sample);
+        case 4: return blend_few<4>(weight, size, out_dataset, out_sample);
+        default: return blend_any(weight, num_datasets, size, out_dataset, out_sample);
+    }
+}
+
 template <typename Index>
 void build_blending_indices(py::array_t<Index, py::array::c_style>& dataset_index,
                             py::array_t<int64_t, py::array::c_style>& dataset_sample_index,
@@ -441,22 +500,7 @@ void build_blending_indices(py::array_t<Index, py::array::c_style>& dataset_inde
     const double* weight = weights.data();
     {
         py::gil_scoped_release release;
-        std::vector<int64_t> used(static_cast<std::size_t>(num_datasets), 0);
-        for (int64_t slot = 0; slot < size; ++slot) {
-            const double slot_count = std::max(static_cast<double>(slot), 1.0);
-            int32_t best = 0;
-            double best_error = weight[0] * slot_count - static_cast<double>(used[0]);
-            for (int32_t d = 1; d < num_datasets; ++d) {
-                const double error = weight[d] * slot_count - static_cast<double>(used[d]);
-                if (error > best_error) {
-                    best_error = error;
-                    best = d;
-                }
-            }
-            out_dataset[slot] = static_cast<Index>(best);
-            out_sample[slot] = used[best];
-            ++used[best];
-        }
+        blend(weight, num_datasets, size, out_dataset, out_sample);
     }
     if (verbose) {
         py::print("    build_blending_indices: " + std::to_string(size) + " slots over " +

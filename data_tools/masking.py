@@ -96,7 +96,7 @@ class MaskingVocab:
         is_continuation = np.fromiter((t.startswith("##") for t in tokens), dtype=bool, count=len(tokens))
         restore = np.arange(len(tokens), dtype=np.int64)
         restore[base:] = ids["unk"]
-        for i in np.flatnonzero(is_continuation):
+        for i in is_continuation.nonzero()[0]:
             plain = tokens[i][2:]
             if _is_cjk(plain):
                 restore[i] = index.get(plain, ids["unk"])
@@ -201,7 +201,7 @@ def unit_spans(ids: np.ndarray, vocab: MaskingVocab, level: str) -> Tuple[np.nda
         opens = ~special
     else:
         opens = ~special & (~vocab.is_continuation[ids] | previous_special)
-    boundaries = np.flatnonzero(opens | special)
+    boundaries = (opens | special).nonzero()[0]
     is_start = opens[boundaries]
     ends_of = np.empty_like(boundaries)
     ends_of[:-1] = boundaries[1:]
@@ -214,34 +214,27 @@ def merge_knowledge_units(
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Replace the word units covered by knowledge spans with one unit per span.
 
-    Spans are snapped outwards to whole units and overlapping spans dropped (first by start kept). Returns
-    (starts, ends, is_knowledge) sorted by start.
+    Spans must lie inside the segments (never on [CLS]/[SEP]) with start < end. They are snapped outwards to whole
+    units; a span overlapping an earlier one (by start) is dropped. Returns (starts, ends, is_knowledge).
     """
     if len(span_starts) == 0 or len(starts) == 0:
         return starts, ends, np.zeros(len(starts), dtype=bool)
-    first = np.searchsorted(starts, span_starts, side="right") - 1  # unit holding the span's first token
-    last = np.searchsorted(starts, span_ends - 1, side="right") - 1
-    valid = (first >= 0) & (last >= first) & (span_ends > span_starts)
-    valid &= ends[np.maximum(first, 0)] > span_starts  # the first token lies inside a unit, not on [SEP]
-    first, last = first[valid], last[valid]
-    order = np.lexsort((last, first))
+    first = starts.searchsorted(span_starts, side="right") - 1  # unit holding the span's first token
+    last = starts.searchsorted(span_ends - 1, side="right") - 1
+    order = first.argsort(kind="stable")
     first, last = first[order], last[order]
+    # Drop every span that overlaps an earlier one, vectorised: it starts before the furthest end so far.
     keep = np.ones(len(first), dtype=bool)
-    # Drop spans overlapping an earlier kept one; spans are few per sample so the sequential pass is cheap.
-    covered_to = -1
-    for k, (f, l) in enumerate(zip(first.tolist(), last.tolist())):
-        if f <= covered_to:
-            keep[k] = False
-        else:
-            covered_to = l
+    keep[1:] = first[1:] > np.maximum.accumulate(last)[:-1]
     first, last = first[keep], last[keep]
     depth = np.bincount(first, minlength=len(starts) + 1) - np.bincount(last + 1, minlength=len(starts) + 1)
-    outside = np.cumsum(depth[:-1]) == 0
-    new_starts = np.concatenate([starts[outside], starts[first]])
-    new_ends = np.concatenate([ends[outside], ends[last]])
-    is_knowledge = np.concatenate([np.zeros(int(outside.sum()), bool), np.ones(len(first), bool)])
-    order = np.argsort(new_starts, kind="stable")
-    return new_starts[order], new_ends[order], is_knowledge[order]
+    kept_units = depth[:-1].cumsum() == 0
+    kept_units[first] = True  # a span becomes its first unit, stretched to the end of its last one
+    new_ends = ends.copy()
+    new_ends[first] = ends[last]
+    is_knowledge = np.zeros(len(starts), dtype=bool)
+    is_knowledge[first] = True
+    return starts[kept_units], new_ends[kept_units], is_knowledge[kept_units]
 
 
 def _tile_chunks(
@@ -249,13 +242,13 @@ def _tile_chunks(
 ) -> np.ndarray:
     """First unit index of each chunk: n-gram tiling of the units with boundaries forced where `forced` is True."""
     num_units = len(starts)
-    lengths = np.searchsorted(cdf, rng.random(num_units) * cdf[-1], side="right") + 1
+    lengths = cdf.searchsorted(rng.random(num_units) * cdf[-1], side="right") + 1
     boundary = np.zeros(num_units + 1, dtype=bool)
-    tiled = np.cumsum(lengths)
+    tiled = lengths.cumsum()
     boundary[tiled[tiled < num_units]] = True
     boundary[0] = True
     boundary[:num_units] |= forced
-    return np.flatnonzero(boundary[:num_units])
+    return boundary[:num_units].nonzero()[0]
 
 
 def _select_chunks(
@@ -266,38 +259,43 @@ def _select_chunks(
     rng: np.random.Generator,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Token ranges (starts, ends) chosen for prediction, at most `budget` tokens, chunks in random order."""
-    num_units = len(starts)
     chunk_last = np.empty_like(chunk_first)
     chunk_last[:-1] = chunk_first[1:] - 1
-    chunk_last[-1] = num_units - 1
+    chunk_last[-1] = len(starts) - 1
     chunk_tokens = ends[chunk_last] - starts[chunk_first]
     order = rng.permutation(len(chunk_first))
-    cumulative = np.cumsum(chunk_tokens[order])
-    taken = int(np.searchsorted(cumulative, budget, side="right"))
+    cumulative = chunk_tokens[order].cumsum()
+    taken = int(cumulative.searchsorted(budget, side="right"))
     range_starts = [starts[chunk_first[order[:taken]]]]
     range_ends = [ends[chunk_last[order[:taken]]]]
     remaining = budget - (int(cumulative[taken - 1]) if taken else 0)
     if remaining > 0 and taken < len(order):
         rest = order[taken:]
-        unit_tokens = ends - starts
-        rest = rest[unit_tokens[chunk_first[rest]] <= remaining]
-        # Fill the remainder with the longest whole-unit prefix of each next chunk that fits (n -> n-1 fallback);
-        # only chunks whose first unit fits are visited, and each acceptance shrinks the remainder.
-        extra_starts, extra_ends = [], []
-        unit_start_list, unit_end_list = starts.tolist(), ends.tolist()
-        for first, last in zip(chunk_first[rest].tolist(), chunk_last[rest].tolist()):
-            begin = unit_start_list[first]
-            stop = first
-            while stop <= last and unit_end_list[stop] - begin <= remaining:
-                stop += 1
-            if stop > first:
-                extra_starts.append(begin)
-                extra_ends.append(unit_end_list[stop - 1])
-                remaining -= unit_end_list[stop - 1] - begin
-                if remaining == 0:
-                    break
-        range_starts.append(np.asarray(extra_starts, dtype=np.int64))
-        range_ends.append(np.asarray(extra_ends, dtype=np.int64))
+        firsts, lasts = chunk_first[rest], chunk_last[rest]
+        fits = ends[firsts] - starts[firsts] <= remaining
+        firsts, lasts = firsts[fits], lasts[fits]
+        if len(firsts):
+            # Fill the remainder with the longest whole-unit prefix of each next chunk that fits (the original's
+            # n -> n-1 fallback). Only chunks whose first unit fits are visited; each acceptance shrinks the
+            # remainder. prefix_ends[r, k] = end token of chunk r's first k+1 units.
+            width = int((lasts - firsts).max()) + 1
+            prefix_ends = ends[np.minimum(firsts[:, None] + np.arange(width), lasts[:, None])]
+            begins = starts[firsts]
+            extra_starts, extra_ends = [], []
+            for begin, row in zip(begins.tolist(), prefix_ends.tolist()):
+                best = -1
+                for stop in row:
+                    if stop - begin > remaining:
+                        break
+                    best = stop
+                if best > begin:
+                    extra_starts.append(begin)
+                    extra_ends.append(best)
+                    remaining -= best - begin
+                    if remaining == 0:
+                        break
+            range_starts.append(np.asarray(extra_starts, dtype=np.int64))
+            range_ends.append(np.asarray(extra_ends, dtype=np.int64))
     return np.concatenate(range_starts), np.concatenate(range_ends)
 
 
@@ -305,7 +303,7 @@ def _ranges_to_positions(range_starts: np.ndarray, range_ends: np.ndarray, lengt
     """Sorted positions covered by disjoint [start, end) ranges."""
     # bincount, not fancy-index assignment: a range may start where the previous one ends.
     depth = np.bincount(range_starts, minlength=length + 1) - np.bincount(range_ends, minlength=length + 1)
-    return np.flatnonzero(np.cumsum(depth[:length]) > 0)
+    return (depth[:length].cumsum() > 0).nonzero()[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -340,12 +338,12 @@ def create_masked_lm_predictions(
     if budget == 0 or len(starts) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return MaskedSample(restored, empty, empty.copy())
-    forced = np.zeros(len(starts), dtype=bool)
-    forced[1:] = starts[1:] != ends[:-1]  # a segment boundary ([SEP]) between two units
+    is_knowledge = None
     if knowledge_starts is not None and len(knowledge_starts):
         starts, ends, is_knowledge = merge_knowledge_units(starts, ends, knowledge_starts, knowledge_ends)
-        forced = np.zeros(len(starts), dtype=bool)
-        forced[1:] = starts[1:] != ends[:-1]
+    forced = np.zeros(len(starts), dtype=bool)
+    forced[1:] = starts[1:] != ends[:-1]  # a segment boundary ([SEP]) between two units
+    if is_knowledge is not None:  # a knowledge unit is a chunk of its own
         forced |= is_knowledge
         forced[1:] |= is_knowledge[:-1]
     chunk_first = _tile_chunks(starts, ends, forced, cdf, rng)

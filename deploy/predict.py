@@ -21,8 +21,10 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 from typing import Callable, Dict, List, Optional, Sequence  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from data_tools.errors import ToolkitError, run_cli  # noqa: E402
-from deploy.predictor import ExportedModel, classify, read_texts  # noqa: E402
+from deploy.predictor import ExportedModel, batched, classify, pad_batch, read_texts  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,14 +62,31 @@ def predict_seq_cls(model: ExportedModel, args: argparse.Namespace) -> List[str]
     return [f"Data: {text} \t Label: {label}" for text, (label, _) in zip(texts, results)]
 
 
+def text_to_words(text: str) -> List[str]:
+    """Char-level words, as the NER training data (MSRA, People's Daily) is labelled; whitespace dropped."""
+    return [char for char in text if not char.isspace()]
+
+
 def predict_ner(model: ExportedModel, args: argparse.Namespace) -> List[str]:
     """`Data: <text> \t Entities: <type>:<span>, ...` per text, decoded by finetune.token_classification."""
-    decode = _task_function("finetune.token_classification", "predict_entities", "ner")
+    from finetune.token_classification import WordPieceCache, decode_entities, encode_words
+
     texts = require_texts(args)
+    label_list = model.config.get("label_list")
+    if not label_list:
+        raise ToolkitError(f"--model_dir {args.model_dir}: export_config.json has no label_list; re-export")
+    max_seq_length = int(args.max_seq_length or model.config.get("max_seq_length", 128))
+    pieces = WordPieceCache(model.tokenizer)
     lines = []
-    for text, entities in zip(texts, decode(model, texts, args.batch_size, args.max_seq_length)):
-        rendered = ", ".join(f"{entity['type']}:{entity['text']}" for entity in entities)
-        lines.append(f"Data: {text} \t Entities: {rendered}")
+    for chunk in batched(texts, args.batch_size):
+        words = [text_to_words(text) for text in chunk]
+        features = [encode_words(w, model.tokenizer, max_seq_length, pieces=pieces) for w in words]
+        encoded = [{"input_ids": f.input_ids, "token_type_ids": f.token_type_ids} for f in features]
+        logits = model.run(pad_batch(encoded, model.tokenizer.pad_token_id, model.input_names))[0]
+        for row, (text, feature) in enumerate(zip(chunk, features)):
+            entities = decode_entities(words[row], logits[row], feature.word_ids, label_list)
+            rendered = ", ".join(f"{entity['type']}:{entity['text']}" for entity in entities)
+            lines.append(f"Data: {text} \t Entities: {rendered}")
     return lines
 
 
@@ -95,21 +114,34 @@ def read_qa_inputs(args: argparse.Namespace) -> List[Dict[str, str]]:
 
 def predict_qa(model: ExportedModel, args: argparse.Namespace) -> List[str]:
     """`Question: <question> \t Answer: <answer>` per item, windowed and decoded by finetune.question_answering."""
-    answer = _task_function("finetune.question_answering", "predict_answers", "qa")
+    from finetune.question_answering import QaExample, build_features, extract_answers
+
     items = read_qa_inputs(args)
-    answers = answer(model, items, args.batch_size)
-    return [f"Question: {item['question']} \t Answer: {text}" for item, text in zip(items, answers)]
-
-
-def _task_function(module_name: str, function_name: str, task: str) -> Callable:
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as error:
-        raise ToolkitError(
-            f"{task} exports need {module_name}.{function_name}, which is not available ({error})"
-        ) from error
+    config = model.config
+    examples = [QaExample(str(i), item["question"], item["context"]) for i, item in enumerate(items)]
+    features = build_features(
+        examples,
+        model.tokenizer,
+        int(args.max_seq_length or config.get("max_seq_length", 384)),
+        int(config.get("doc_stride", 128)),
+        int(config.get("max_query_length", 64)),
+    )
+    start_rows: List[np.ndarray] = []
+    end_rows: List[np.ndarray] = []
+    for chunk in batched(features, args.batch_size):
+        encoded = [{"input_ids": f.input_ids, "token_type_ids": f.token_type_ids} for f in chunk]
+        start_logits, end_logits = model.run(pad_batch(encoded, model.tokenizer.pad_token_id, model.input_names))[:2]
+        start_rows.extend(start_logits)
+        end_rows.extend(end_logits)
+    answers = extract_answers(
+        [example.context for example in examples],
+        features,
+        start_rows,
+        end_rows,
+        n_best_size=int(config.get("n_best_size", 20)),
+        max_answer_length=int(config.get("max_answer_length", 30)),
+    )
+    return [f"Question: {item['question']} \t Answer: {answer['text']}" for item, answer in zip(items, answers)]
 
 
 TASKS: Dict[str, Callable[[ExportedModel, argparse.Namespace], List[str]]] = {

@@ -16,6 +16,10 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import paddle
 
+from ernie_pretrain.lr_schedule import build_lr_scheduler
+from ernie_pretrain.model import PretrainingCriterion, build_pretraining_model, enable_recompute
+from ernie_pretrain.optim import build_optimizer
+
 logger = logging.getLogger("ernie_pretrain")
 
 # Feed name, shape, dtype; position_ids is always fed (paddlenlp's implicit cumsum breaks on a dynamic batch dim).
@@ -118,8 +122,6 @@ def _forward_losses(model, criterion, feeds: Mapping[str, object]):
 
 
 def _build_model(ernie_config, binary_head: bool, training: bool, use_recompute: bool = False):
-    from ernie_pretrain.model import PretrainingCriterion, build_pretraining_model, enable_recompute
-
     model = build_pretraining_model(ernie_config, binary_head=binary_head)
     if use_recompute:
         enable_recompute(model)
@@ -182,9 +184,6 @@ def build_static_programs(
 
     `config` is a `PretrainConfig`; the LR scheduler is positioned at `last_step` (0 for a fresh run).
     """
-    from ernie_pretrain.lr_schedule import build_lr_scheduler
-    from ernie_pretrain.optim import build_optimizer
-
     binary_head = config.model.binary_head
     accumulate_steps = config.schedule.accumulate_steps
     use_amp = bool(config.runtime.use_amp) and config.runtime.device == "gpu" and paddle.is_compiled_with_cuda()

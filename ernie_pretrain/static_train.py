@@ -274,6 +274,8 @@ def train(
 
 def run_static(config, runtime: Runtime) -> TrainResult:
     """Tokenizer -> resume check -> data (dygraph: collectives and barriers) -> static programs -> train."""
+    if config.runtime.use_sharding:
+        raise ToolkitError("--use_sharding true: the static script is data parallel only; leave it false")
     prepare_output_dir(config, runtime)
     tokenizer = load_pretraining_tokenizer(config.model.tokenizer_source)
     ernie_config = build_static_ernie_config(config, tokenizer)

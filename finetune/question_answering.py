@@ -96,7 +96,9 @@ def read_squad_file(path: str, flag: str) -> List[QaExample]:
     try:
         document = json.loads(raw)
     except json.JSONDecodeError as error:
-        raise ToolkitError(f"{where}: not valid JSON ({error.msg} at line {error.lineno}); expected SQuAD v1 JSON") from error
+        raise ToolkitError(
+            f"{where}: not valid JSON ({error.msg} at line {error.lineno}); expected SQuAD v1 JSON"
+        ) from error
     try:
         examples = examples_from_squad(document)
     except ToolkitError as error:
@@ -147,7 +149,9 @@ def examples_from_records(records: Iterable[Dict[str, Any]]) -> List[QaExample]:
         given = list(record.get("answer_starts") or []) + [-1] * len(texts)
         starts = [relocate_answer(context, text, int(start)) for text, start in zip(texts, given)]
         examples.append(
-            QaExample(str(record.get("id", index)), record["question"], context, texts, starts, record.get("title", ""))
+            QaExample(
+                str(record.get("id", index)), record["question"], context, texts, starts, record.get("title", "")
+            )
         )
     return examples
 
@@ -199,7 +203,7 @@ class OffsetTokenizer:
     def _pieces(self, unit: str) -> Tuple[List[int], List[str]]:
         cached = self.cache.get(unit)
         if cached is None:
-            tokens = self.tokenizer.tokenize(unicodedata.normalize("NFKC", unit))
+            tokens = self.tokenizer.tokenize(unit)
             cached = (self.tokenizer.convert_tokens_to_ids(tokens), tokens)
             self.cache[unit] = cached
         return cached
@@ -211,7 +215,7 @@ class OffsetTokenizer:
         for start, end in split_units(text):
             unit_ids, tokens = self._pieces(text[start:end])
             lengths = [len(token[2:] if token.startswith("##") else token) for token in tokens]
-            # Pieces tile the unit when their lengths add up; otherwise ([UNK], normalisation) each spans it all.
+            # Pieces tile the unit when their lengths add up; otherwise ([UNK], accents stripped) each spans it all.
             exact = sum(lengths) == end - start
             position = start
             for token_id, length in zip(unit_ids, lengths):
@@ -392,7 +396,7 @@ def qa_metrics(predictions: Sequence[str], references: Sequence[Sequence[str]]) 
 
 
 def write_predictions(path: Path, examples: Sequence[QaExample], answers: Sequence[Dict[str, Any]]) -> Path:
-    """`{id: answer text}` JSON (the CMRC/SQuAD prediction format) at `path`, plus the scored n-best next to it."""
+    """`{id: answer text}` JSON, the CMRC/SQuAD prediction format."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {example.id: answer["text"] for example, answer in zip(examples, answers)}

@@ -88,12 +88,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         num_classes=len(label_list),
     )
 
-    encode = lambda split: encode_examples(split[0], tokenizer, data_args.max_seq_length, label_to_id, split[1])  # noqa
     if dev is not None:
         require_labels(dev[0], dev[1])
-    train_features = encode(train) if train else None
-    dev_features = encode(dev) if dev else None
-    test_features = encode(test) if test else None
+    train_features, dev_features, test_features = (
+        encode_examples(split[0], tokenizer, data_args.max_seq_length, label_to_id, split[1]) if split else None
+        for split in (train, dev, test)
+    )
 
     trainer = build_trainer(
         model,

@@ -7,7 +7,6 @@ Everything here is pure Python/numpy except the tokenizer passed in, so `deploy/
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -237,8 +236,7 @@ class WordPieceCache:
     def __call__(self, word: str) -> List[int]:
         ids = self.cache.get(word)
         if ids is None:
-            normalized = unicodedata.normalize("NFKC", word)
-            ids = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(normalized)) if normalized else []
+            ids = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(word)) if word else []
             self.cache[word] = ids
         return ids
 

@@ -10,7 +10,6 @@ import pytest
 
 from args import build_parser, config_from_namespace, flag_names, str2bool
 from data_tools.errors import ToolkitError, run_cli
-from tests.ernie_pretrain.helpers import install_standin_data
 
 SEED_README = Path(__file__).resolve().parents[1].parent / "shared" / "docs" / "SEED_README.md"
 
@@ -33,11 +32,6 @@ def seed_readme_training_argv():
     assert block is not None, "launch command not found in SEED_README.md"
     words = shlex.split(block.group(1).replace("\\\n", " "))
     return words[words.index("run_pretrain.py") + 1 :]
-
-
-@pytest.fixture(autouse=True)
-def _dataset_config(monkeypatch):
-    install_standin_data(monkeypatch)
 
 
 def parse(argv, world_size=1):

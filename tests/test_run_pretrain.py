@@ -14,14 +14,9 @@ import run_pretrain
 from data_tools.errors import run_cli
 from ernie_pretrain.checkpoint import find_resume_checkpoint, read_meta
 from ernie_pretrain.metrics_logger import read_metrics
-from tests.ernie_pretrain.helpers import data_modules_available, install_standin_data, tiny_argv
+from tests.ernie_pretrain.helpers import tiny_argv
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _data(monkeypatch):
-    install_standin_data(monkeypatch)
 
 
 @pytest.fixture
@@ -148,7 +143,6 @@ def _launch(args, cwd, env_extra=None):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not data_modules_available(), reason="data_tools dataset/collate modules not landed yet")
 def test_two_process_data_parallel_matches_one_process_with_accumulation(tmp_path, corpus_dir, vocab_path):
     common = dict(max_steps=4, micro_batch_size=2, global_batch_size=4, eval_freq=2, eval_iters=1,
                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)

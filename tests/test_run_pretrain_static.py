@@ -159,6 +159,9 @@ def test_bad_arguments_give_one_line_errors(tmp_path, tiny_prefix, vocab_path, m
         "error: --continue_training needs trained weights: --model_name_or_path ernie-1.0 is a built-in config "
         "(random init, no download); pass a checkpoint directory instead"
     )
+    assert cli_error(tiny_argv(tiny_prefix, str(output_dir), vocab, use_sharding="true"), capsys) == (
+        "error: --use_sharding true: the static script is data parallel only; leave it false"
+    )
     # A dygraph checkpoint in --output_dir cannot be resumed by the static script.
     dygraph_last = output_dir / "model_last"
     dygraph_last.mkdir(parents=True)
@@ -229,3 +232,25 @@ def test_cpu_data_parallel_two_processes(tmp_path, tiny_prefix, vocab_path):
     # 2 ranks x micro 2 x 2 accumulation steps = global batch 8.
     assert (meta["global_step"], meta["global_batch_size"], meta["consumed_samples"]) == (3, 8, 24)
     assert (output_dir / "model_3" / "COMPLETE").is_file()
+
+
+def test_without_binary_head_trains_mlm_only_and_converts(tmp_path, tiny_prefix, vocab_path, monkeypatch):
+    from paddlenlp.transformers import ErnieForMaskedLM
+
+    from converter.params_static_to_dygraph import main as convert_main
+
+    install_standin_data(monkeypatch)
+    output_dir = tmp_path / "mlm"
+    argv = tiny_argv(tiny_prefix, str(output_dir), str(vocab_path), max_steps=2, save_steps=2, eval_freq=0)
+    assert run_static(argv + ["--binary_head", "false"]) == 0
+    train = read_metrics(str(output_dir), "train")
+    assert [record["sop_loss"] for record in train] == [0.0, 0.0]
+    assert all(record["loss"] == record["lm_loss"] for record in train)
+    converted = tmp_path / "converted"
+    assert convert_main(["--path", str(output_dir / "model_2"), "--output_path", str(converted)]) == 0
+    state = paddle.load(str(converted / "model_state.pdparams"))
+    assert not any(key.startswith("cls.seq_relationship") for key in state)
+    model = ErnieForMaskedLM.from_pretrained(str(converted))
+    np.testing.assert_array_equal(
+        model.cls.predictions.decoder_bias.numpy(), state["cls.predictions.decoder_bias"].numpy()
+    )

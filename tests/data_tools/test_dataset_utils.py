@@ -271,3 +271,31 @@ def test_builder_accepts_a_paddlenlp_tokenizer(tmp_path, vocab_path):
         config_for(prefix, split="1"), load_tokenizer(str(vocab_path)), (4, 0, 0)
     )
     assert len(train) >= 4 and train[0]["input_ids"][-1] == train.vocab.sep_id
+
+
+def test_single_document_corpus_trains_without_valid_and_test(tmp_path, vocab, caplog):
+    prefix = write_corpus(tmp_path, "one", [4])
+    with caplog.at_level(logging.WARNING, logger="data_tools"):
+        train, valid, test = build_train_valid_test_datasets(config_for(prefix), vocab, (3, 2, 2))
+    assert valid is None and test is None and len(train) >= 3
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        f"{prefix}: the valid split is empty",
+        f"{prefix}: the test split is empty",
+    ]
+
+
+def test_knowledge_spans_reach_the_dataset_when_phrase_masking_needs_them(tmp_path, vocab):
+    from data_tools.knowledge import KnowledgeSpansWriter
+
+    prefix = write_corpus(tmp_path, "corpus", [3] * 10)
+    mixed = config_for(prefix, split="1", masking_level="word:0.5,phrase:0.5")
+    with pytest.raises(ToolkitError, match="phrase/entity masking needs knowledge spans"):
+        build_train_valid_test_datasets(mixed, vocab, (4, 0, 0))
+    writer = KnowledgeSpansWriter(prefix)
+    for _ in range(len(MMapIndexedDataset(prefix))):
+        writer.add_sentence(np.array([0]), np.array([2]), np.array([2]))
+    writer.finalize()
+    train, _, _ = build_train_valid_test_datasets(mixed, vocab, (4, 0, 0))
+    assert train.knowledge is not None and len(train.knowledge) == 30
+    word_only, _, _ = build_train_valid_test_datasets(config_for(prefix, split="1"), vocab, (4, 0, 0))
+    assert word_only.knowledge is None

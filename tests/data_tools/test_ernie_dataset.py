@@ -245,13 +245,13 @@ def test_knowledge_levels_mask_whole_spans(indexed, vocab, level, kind):
 
 
 def kept_ranges(ds, i):
-    """Re-derive the kept token ranges of sample i exactly as __getitem__ does (same RNG stream)."""
+    """Re-derive segment B's range and the kept token ranges of sample i as __getitem__ does (same RNG stream)."""
     start, end, target = (int(v) for v in ds.samples_mapping[i])
     rng = ds.rng_for(i)
     head = rng.random(3)
     begin = int(ds.indexed.pointers[start])
     segment_a, segment_b, _ = ds._segments(start, end, begin, head[1], head[2])
-    return ds._truncate(segment_a, segment_b, max(1, min(target, ds._max_num_tokens)), rng)
+    return (segment_b, *ds._truncate(segment_a, segment_b, max(1, min(target, ds._max_num_tokens)), rng))
 
 
 def test_mixed_levels(indexed, vocab):

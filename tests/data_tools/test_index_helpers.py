@@ -203,7 +203,16 @@ def test_build_blocks_mapping_equals_original(original, corpus_seed, use_one_sen
 
 @pytest.mark.parametrize(
     "weights,size",
-    [([0.5, 0.5], 10), ([0.2, 0.3, 0.5], 1000), ([1.0], 7), ([0.7, 0.1, 0.1, 0.05, 0.05], 4321), ([0.3, 0.7], 0)],
+    [
+        ([0.5, 0.5], 10),
+        ([0.2, 0.3, 0.5], 1000),
+        ([1.0], 7),
+        ([0.1, 0.2, 0.3, 0.4], 999),
+        ([0.7, 0.1, 0.1, 0.05, 0.05], 4321),
+        ([0.3, 0.7], 0),
+        (list(np.random.default_rng(0).dirichlet(np.ones(3))), 100_000),
+        (list(np.random.default_rng(1).dirichlet(np.ones(40))), 20_000),
+    ],
 )
 def test_build_blending_indices_equals_original(original, weights, size):
     weights = np.asarray(weights, dtype=np.float64)
@@ -331,3 +340,24 @@ def reference_build_mapping(
         j = rand64.next() % (i + 1)
         rows[i], rows[j] = rows[j], rows[i]
     return np.asarray(rows, dtype=np.uint32).reshape(-1, 3)
+
+
+def test_real_corpus_split_map_equals_original(original, tiny_prefix):
+    from data_tools.indexed_dataset import MMapIndexedDataset
+
+    indexed = MMapIndexedDataset(tiny_prefix)
+    train_docs = indexed.doc_idx[0:39]
+    for samples, min_num_sent in ((200, 2), (3, 1)):
+        expected = original.build_mapping(
+            train_docs, indexed.sizes, INT32_SENTINEL, samples, 61, 0.1, 1234, False, min_num_sent
+        )
+        ours = index_helpers.build_mapping(
+            train_docs,
+            indexed.sizes,
+            max_seq_length=61,
+            short_seq_prob=0.1,
+            seed=1234,
+            min_num_sent=min_num_sent,
+            max_num_samples=samples,
+        )
+        np.testing.assert_array_equal(ours, expected)

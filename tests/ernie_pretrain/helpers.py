@@ -1,17 +1,15 @@
-"""Shared bits for the pretraining tests: tiny-model argv and (while data_tools lacks them) stand-in data modules."""
+"""Shared bits for the pretraining tests: the tiny-model command line."""
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import List
 
 TINY_MODEL = "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,intermediate_size=128,max_position_embeddings=128"
 
 
 def data_modules_available() -> bool:
-    """True once data_tools has the dataset, masking and collate modules the pretraining code calls."""
+    """True when data_tools has the dataset, masking and collate modules the pretraining code calls."""
     try:
         for name in ("data_tools.dataset_utils", "data_tools.ernie_dataset", "data_tools.collate"):
             importlib.import_module(name)
@@ -20,17 +18,9 @@ def data_modules_available() -> bool:
     return True
 
 
-def install_standin_data(monkeypatch) -> None:
-    """Stand-in dataset builder/collate while data_tools lacks them (in-process tests only)."""
-    if data_modules_available():
-        return
-    import data_tools.dataset_utils as dataset_utils
-    from tests.ernie_pretrain import standin
-
-    monkeypatch.setattr(dataset_utils, "build_train_valid_test_datasets", standin.build_train_valid_test_datasets)
-    collate = types.ModuleType("data_tools.collate")
-    collate.collate_pretraining_batch = standin.collate_pretraining_batch
-    monkeypatch.setitem(sys.modules, "data_tools.collate", collate)
+def install_standin_data(monkeypatch=None) -> None:
+    """Kept for callers written while data_tools was incomplete: now a no-op (the real modules have landed)."""
+    assert data_modules_available(), "data_tools dataset/collate modules are missing"
 
 
 def tiny_argv(prefix: str, output_dir: str, vocab: str, *extra: str, **overrides) -> List[str]:

@@ -1,0 +1,117 @@
+"""µs per pretraining sample (segments, truncation, masking) at seq 128 and 512, per masking level.
+
+    .venv/bin/python benchmarks/bench_dataset.py                         # builds a corpus from the demo news text
+    .venv/bin/python benchmarks/bench_dataset.py --input_prefix data/demo --vocab vocab.txt
+
+Without --input_prefix a real-text corpus is written to a temporary directory with `tests/support.py`
+(`write_tiny_prefix`: jieba words marked with `##`), and phrase/entity levels use synthetic knowledge spans
+(every other pair of words). With a prefix that has `<prefix>_knowledge.npz`, those spans are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data_tools.dataset_config import ErnieDatasetConfig  # noqa: E402
+from data_tools.ernie_dataset import ErnieDataset  # noqa: E402
+from data_tools.index_helpers import build_mapping  # noqa: E402
+from data_tools.indexed_dataset import MMapIndexedDataset  # noqa: E402
+from data_tools.knowledge import ENTITY, PHRASE, KnowledgeSpans, load_knowledge_spans  # noqa: E402
+from data_tools.masking import MaskingVocab, unit_spans  # noqa: E402
+
+
+def synthetic_knowledge(indexed: MMapIndexedDataset, vocab: MaskingVocab) -> KnowledgeSpans:
+    """Spans over pairs of whole words, alternating entity / phrase, for corpora without a knowledge file."""
+    starts, ends, kinds, counts = [], [], [], []
+    for sentence in range(len(indexed)):
+        ids = np.concatenate([[vocab.cls_id], np.asarray(indexed[sentence], np.int64), [vocab.sep_id]])
+        unit_starts, unit_ends = unit_spans(ids, vocab, "word")
+        pairs = list(zip(unit_starts[:-1:4] - 1, unit_ends[1::4] - 1))
+        counts.append(len(pairs))
+        for k, (lo, hi) in enumerate(pairs):
+            starts.append(lo)
+            ends.append(hi)
+            kinds.append(ENTITY if k % 2 == 0 else PHRASE)
+    sent_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return KnowledgeSpans(sent_ptr, np.array(starts, np.int32), np.array(ends, np.int32), np.array(kinds, np.uint8))
+
+
+def time_dataset(dataset: ErnieDataset, samples: int, repeats: int) -> tuple[float, float]:
+    """Best-of-`repeats` CPU µs per sample over the first `samples` indices, and the mean sample length.
+
+    CPU time of this process (not wall time), so that other load on a shared machine distorts the figure less.
+    """
+    count = min(samples, len(dataset))
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.process_time()
+        for index in range(count):
+            dataset[index]
+        best = min(best, time.process_time() - began)
+    mean_length = float(np.mean([len(dataset[i]["input_ids"]) for i in range(min(count, 200))]))
+    return best / count * 1e6, mean_length
+
+
+def main(argv=None) -> int:
+    """Run the benchmark and print one line per (seq length, level)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--input_prefix", help="an existing corpus prefix (default: build one)")
+    parser.add_argument("--vocab", help="its vocab.txt (default: the cn-clip bert-base-chinese vocab)")
+    parser.add_argument("--num_docs", type=int, default=300, help="documents of the built corpus")
+    parser.add_argument("--samples", type=int, default=2000, help="samples timed per configuration")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    from tests import support
+
+    vocab = MaskingVocab.from_vocab_file(args.vocab or str(support.vocab_file()))
+    with tempfile.TemporaryDirectory() as scratch:
+        prefix = args.input_prefix or support.write_tiny_prefix(Path(scratch), args.num_docs, max_sentence_chars=200)
+        indexed = MMapIndexedDataset(prefix)
+        knowledge = load_knowledge_spans(prefix)
+        source = "knowledge file"
+        if knowledge is None:
+            knowledge, source = synthetic_knowledge(indexed, vocab), "synthetic spans"
+        print(
+            f"corpus {prefix}: {len(indexed.doc_idx) - 1} docs, {len(indexed)} sentences, {len(indexed.ids)} tokens; "
+            f"phrase/entity from {source}; python {platform.python_version()}, numpy {np.__version__}, "
+            f"{platform.processor() or platform.machine()}"
+        )
+        started = time.process_time()
+        for _ in range(1000):
+            np.random.RandomState(1234)
+        print(f"reference: np.random.RandomState(seed) alone costs {(time.process_time() - started) * 1e3:.1f} CPU µs")
+        print(f"{'seq':>5} {'level':<32} {'CPU µs/sample':>13} {'mean len':>9}")
+        for max_seq_length in (128, 512):
+            mapping = build_mapping(
+                indexed.doc_idx, indexed.sizes, max_seq_length=max_seq_length - 3, short_seq_prob=0.1, seed=1,
+                min_num_sent=2, max_num_samples=args.samples,
+            )
+            for level, prob in (
+                ("word (masked_lm_prob 0)", 0.0),
+                ("char", 0.15),
+                ("word", 0.15),
+                ("phrase", 0.15),
+                ("entity", 0.15),
+                ("word:0.6,phrase:0.2,entity:0.2", 0.15),
+            ):
+                config = ErnieDatasetConfig(
+                    prefix, max_seq_length=max_seq_length, masking_level=level.split(" ")[0], masked_lm_prob=prob
+                )
+                dataset = ErnieDataset("train", indexed, mapping, config, vocab, knowledge, 1234)
+                micros, mean_length = time_dataset(dataset, args.samples, args.repeats)
+                print(f"{max_seq_length:>5} {level:<32} {micros:>13.1f} {mean_length:>9.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_tools import inspect_samples
+from data_tools.errors import run_cli
+from data_tools.masking import MaskingVocab, extend_tokens
+
+TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "哈", "尔", "滨", "冰", "雪", "##尔"]
+
+
+@pytest.fixture()
+def data_dir(tiny_prefix, tmp_path):
+    """A private copy of the tiny corpus: the CLI writes its index-map cache next to the data."""
+    for suffix in ("_ids.npy", "_idx.npz"):
+        shutil.copy(tiny_prefix + suffix, tmp_path / ("tiny" + suffix))
+    return tmp_path
+
+
+def test_render_marks_masked_runs():
+    vocab = MaskingVocab.from_tokens(extend_tokens(TOKENS), len(TOKENS))
+    sample = {
+        "input_ids": np.array([2, 4, 4, 7, 8, 3, 9, 5, 3]),
+        "masked_positions": np.array([1, 2, 3, 7]),
+        "masked_labels": np.array([5, 6, 7, 5]),
+        "sop_label": np.array(1),
+        "masking_level": "word",
+    }
+    assert inspect_samples.render_sample(sample, vocab) == (
+        "[CLS] ⟦哈 尔 滨 ⇒ [MASK] [MASK] 滨⟧ 冰 [SEP] 雪 ⟦哈 ⇒ 哈⟧ [SEP]"
+    )
+    assert inspect_samples.describe(4, "valid", sample, vocab).splitlines()[0] == (
+        "--- valid sample 4: masking_level=word sop_label=1 (B before A in the text (swapped)), 9 tokens, 4 predicted"
+    )
+
+
+def test_prints_requested_samples(data_dir, vocab_path, capsys):
+    argv = ["--input_dir", str(data_dir), "--vocab", str(vocab_path), "--num_samples", "3", "--start", "2"]
+    assert inspect_samples.main(argv + ["--max_seq_len", "64", "--split_ratio", "1,1,0"]) == 0
+    out = capsys.readouterr().out
+    headers = re.findall(r"^--- train sample (\d+): masking_level=word sop_label=([01]) .*, (\d+) tokens, (\d+) predicted$",
+                         out, flags=re.M)
+    assert [int(h[0]) for h in headers] == [2, 3, 4]
+    assert all(int(tokens) <= 64 and int(predicted) >= 1 for _, _, tokens, predicted in headers)
+    bodies = [line for line in out.splitlines() if not line.startswith("---")]
+    assert len(bodies) == 3 and all(body.startswith("[CLS] ") and body.endswith(" [SEP]") for body in bodies)
+    assert sum(body.count("⟦") for body in bodies) >= 3
+    # The index-map cache went next to the (copied) data.
+    assert list(Path(data_dir).glob("tiny_train_indexmap_*.npy"))
+
+
+def test_model_name_directory_and_binary_head_false(data_dir, vocab_path, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    shutil.copy(vocab_path, model_dir / "vocab.txt")
+    argv = ["--input_dir", str(data_dir / "tiny"), "--model_name", str(model_dir), "--binary_head", "false"]
+    assert inspect_samples.main(argv + ["--num_samples", "2", "--max_seq_len", "32", "--masking_level", "char"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("masking_level=char sop_label=0 (A before B in the text)") == 2
+    assert all(line.count("[SEP]") == 1 for line in out.splitlines() if not line.startswith("---"))
+
+
+def test_errors_are_one_line(data_dir, vocab_path, capsys):
+    base = ["--input_dir", str(data_dir), "--vocab", str(vocab_path)]
+    assert run_cli(inspect_samples.main, base + ["--split", "test"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: --split test: this split has no usable document with --split_ratio 949,50,1; pick another split or "
+        "give it a larger share"
+    )
+    assert run_cli(inspect_samples.main, base + ["--masking_level", "entity"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --masking_level entity: phrase/entity masking needs knowledge spans (")
+    assert "--knowledge_spans" in err
+    assert run_cli(inspect_samples.main, base + ["--num_samples", "0"]) == 2
+    assert capsys.readouterr().err == "error: --num_samples must be >= 1, got 0\n"
+    assert run_cli(inspect_samples.main, base + ["--masked_lm_prob", "1.5"]) == 2
+    assert capsys.readouterr().err == "error: --masked_lm_prob must be in [0, 1), got 1.5\n"
+    missing = ["--input_dir", str(data_dir), "--vocab", str(data_dir / "nope.txt")]
+    assert run_cli(inspect_samples.main, missing) == 2
+    assert capsys.readouterr().err == f"error: --vocab {data_dir / 'nope.txt'}: vocabulary file not found\n"
