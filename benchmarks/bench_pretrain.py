@@ -32,7 +32,9 @@ def synthetic_batch(rng: np.random.RandomState, batch_size: int, seq_len: int) -
     """A collated batch: 15% of positions masked per row, M a multiple of 8, SOP labels."""
     input_ids = rng.randint(1, VOCAB_SIZE, (batch_size, seq_len)).astype("int64")
     per_row = max(1, round(0.15 * seq_len))
-    rows = [np.sort(rng.choice(np.arange(1, seq_len), per_row, replace=False)) + i * seq_len for i in range(batch_size)]
+    rows = [
+        np.sort(rng.choice(np.arange(1, seq_len), per_row, replace=False)) + i * seq_len for i in range(batch_size)
+    ]
     positions = np.concatenate(rows).astype("int32")
     return {
         "input_ids": input_ids,
@@ -71,7 +73,9 @@ def bench_dygraph(
     model = build_pretraining_model(ernie_config, binary_head=True)
     scheduler = build_lr_scheduler(optim)
     optimizer = build_optimizer(optim, model, scheduler)
-    parts = TrainingParts(model, model, PretrainingCriterion(True), optimizer, scheduler, None, None, ernie_config, False)
+    parts = TrainingParts(
+        model, model, PretrainingCriterion(True), optimizer, scheduler, None, None, ernie_config, False
+    )
     rng = np.random.RandomState(0)
     batches = [
         {key: paddle.to_tensor(value) for key, value in synthetic_batch(rng, micro_batch_size, seq_len).items()}
@@ -124,8 +128,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"{entry:8s} not available")
             continue
         for threads in args.threads:
-            result = bench(threads=threads, micro_batch_size=args.micro_batch_size, seq_len=args.seq_len,
-                           steps=args.steps)
+            result = bench(
+                threads=threads, micro_batch_size=args.micro_batch_size, seq_len=args.seq_len, steps=args.steps
+            )
             rows.append(
                 f"{entry:8s} threads={threads}  {result['tokens_per_second']:9.0f} tokens/s  "
                 f"{result['ms_per_step']:7.1f} ms/step"

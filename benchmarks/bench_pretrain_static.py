@@ -10,11 +10,13 @@ Tokens are counted as the training logs count them: micro_batch_size x seq_len p
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
+import statistics
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -138,36 +140,41 @@ def bench_dygraph(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Print one line per measured setting."""
+    """Print one line per measured setting: the median over `--rounds` interleaved rounds (the machine is shared)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--micro_batch_size", type=int, default=8)
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every setting, interleaved; report the median")
     parser.add_argument("--compare_serial_run", action="store_true", help="also time FLAGS_new_executor_serial_run=0")
     parser.add_argument("--compare_dygraph", action="store_true", help="also time the same steps in dygraph")
     args = parser.parse_args(argv)
-    settings: List[tuple] = [(threads, True) for threads in args.threads]
+    shape = (args.micro_batch_size, args.seq_len, args.steps)
+    settings: Dict[str, Callable[[], Dict[str, float]]] = {}
+    for threads in args.threads:
+        settings[f"static threads={threads} serial_run=1"] = functools.partial(bench_static, threads, *shape)
     if args.compare_serial_run:
-        settings += [(threads, False) for threads in args.threads if threads > 1]
-    print(
-        f"static (PIR) pretraining, CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores visible), "
-        f"model {TINY} vocab {VOCAB_SIZE}, micro batch {args.micro_batch_size} x seq {args.seq_len}, "
-        f"{args.steps} timed steps"
-    )
-    for threads, serial in settings:
-        result = bench_static(threads, args.micro_batch_size, args.seq_len, args.steps, serial_run=serial)
-        print(
-            f"threads={threads} serial_run={int(serial)}: {result['tokens_per_second']:.0f} tokens/s, "
-            f"{result['ms_per_step']:.1f} ms/step"
-        )
+        for threads in (t for t in args.threads if t > 1):
+            settings[f"static threads={threads} serial_run=0"] = functools.partial(
+                bench_static, threads, *shape, serial_run=False
+            )
     if args.compare_dygraph:
         for threads in args.threads:
-            result = bench_dygraph(threads, args.micro_batch_size, args.seq_len, args.steps)
-            print(
-                f"dygraph threads={threads}: {result['tokens_per_second']:.0f} tokens/s, "
-                f"{result['ms_per_step']:.1f} ms/step"
-            )
+            settings[f"dygraph threads={threads}"] = functools.partial(bench_dygraph, threads, *shape)
+    print(
+        f"pretraining step throughput, CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores "
+        f"visible, load average {os.getloadavg()[0]:.1f}), model {TINY} vocab {VOCAB_SIZE}, micro batch "
+        f"{args.micro_batch_size} x seq {args.seq_len}, {args.steps} timed steps, median of {args.rounds} round(s)"
+    )
+    results: Dict[str, List[float]] = {name: [] for name in settings}
+    for _ in range(args.rounds):
+        for name, run in settings.items():
+            results[name].append(run()["ms_per_step"])
+    for name, times in results.items():
+        ms_per_step = statistics.median(times)
+        tokens_per_second = 1000.0 * args.micro_batch_size * args.seq_len / ms_per_step
+        print(f"{name}: {tokens_per_second:.0f} tokens/s, {ms_per_step:.1f} ms/step")
     return 0
 
 

@@ -29,7 +29,10 @@ from data_tools.document_encoder import (
     init_worker,
 )
 from data_tools.errors import ToolkitError, run_cli
+from data_tools.indexed_dataset import IndexedDatasetWriter, ids_dtype_for_vocab
+from data_tools.knowledge import KnowledgeSpansWriter
 from data_tools.text_documents import SkipCounter, iter_batches, iter_raw_lines, list_jsonl_inputs
+from data_tools.tokenization import extended_vocab_size
 
 # Documents per task sent to a worker (the original used imap chunks of 256 as well).
 BATCH_SIZE = 256
@@ -213,10 +216,6 @@ def _write_all(args, config, probe, files, writer, span_writer, skipped: SkipCou
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry point; see `--help`."""
-    from data_tools.indexed_dataset import IndexedDatasetWriter, ids_dtype_for_vocab
-    from data_tools.knowledge import KnowledgeSpansWriter
-    from data_tools.tokenization import extended_vocab_size
-
     args = parse_args(argv)
     files = list_jsonl_inputs(args.input_path)
     config = encode_config(args)
@@ -224,10 +223,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     probe = DocumentEncoder(config)
     dtype = ids_dtype_for_vocab(extended_vocab_size(probe.tokenizer))
     writer = IndexedDatasetWriter(args.output_prefix, dtype)
-    span_writer = KnowledgeSpansWriter(args.output_prefix) if args.knowledge_spans else None
+    span_writer = None
     skipped = SkipCounter()
     start = time.perf_counter()
     try:
+        if args.knowledge_spans:
+            span_writer = KnowledgeSpansWriter(args.output_prefix)
         totals = _write_all(args, config, probe, files, writer, span_writer, skipped)
         if totals.documents == 0:
             raise ToolkitError(
@@ -244,12 +245,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise
     elapsed = max(time.perf_counter() - start, 1e-9)
     megabytes = totals.bytes / 1e6
-    knowledge = f", {totals.spans} knowledge spans" if span_writer is not None else ""
+    spans = f", {totals.spans} knowledge spans" if span_writer is not None else ""
+    outputs = f"{args.output_prefix}_ids.npy ({dtype.name}), {args.output_prefix}_idx.npz"
+    if span_writer is not None:
+        outputs += f", {args.output_prefix}_knowledge.npz"
     print(
         f"create_pretraining_data: {totals.documents} docs, {totals.sentences} sentences, {totals.tokens} tokens"
-        f"{knowledge}, {megabytes:.2f} MB in {elapsed:.1f} s ({megabytes / elapsed:.2f} MB/s, "
-        f"{totals.documents / elapsed:.1f} docs/s, {args.workers} workers), {skipped.summary()}; "
-        f"wrote {args.output_prefix}_ids.npy ({dtype.name}) and {args.output_prefix}_idx.npz"
+        f"{spans}, {megabytes:.2f} MB in {elapsed:.1f} s ({megabytes / elapsed:.2f} MB/s, "
+        f"{totals.documents / elapsed:.1f} docs/s, {args.workers} workers), {skipped.summary()}; wrote {outputs}"
     )
     return 0
 

@@ -146,7 +146,7 @@ class DocumentEncoder:
             document = documents[doc_index]
             document.sentences.append(np.asarray(ids, dtype=np.int64))
             if offsets_per_sentence is not None:
-                spans = find_char_spans(sentence_texts[index], self.entity_dict)
+                spans = find_char_spans(sentence_texts[index], self.entity_dict, self.config.cn_seg_func)
                 document.spans.append(char_spans_to_token_spans(spans, offsets_per_sentence[index]))
         if self.eos_id is not None:
             for document in documents:

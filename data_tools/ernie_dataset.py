@@ -82,23 +82,22 @@ class ErnieDataset:
         knowledge: Optional[KnowledgeSpans],
         split_seed: int,
     ):
-        mapping = np.asarray(samples_mapping)
-        if mapping.ndim != 2 or mapping.shape[1] != 3:
-            raise ValueError(f"samples_mapping must be [N,3], got shape {mapping.shape}")
+        if samples_mapping.ndim != 2 or samples_mapping.shape[1] != 3:
+            raise ValueError(f"samples_mapping must be [N,3], got shape {samples_mapping.shape}")
         if config.needs_knowledge and knowledge is None:
             raise ToolkitError(
                 f"--masking_level {config.masking_level}: phrase/entity masking needs knowledge spans "
                 f"({indexed.prefix}_knowledge.npz not found); re-run create_pretraining_data.py with "
                 "--knowledge_spans or use --masking_level word"
             )
-        if knowledge is not None and len(knowledge) != len(indexed):
+        if config.needs_knowledge and len(knowledge) != len(indexed):
             raise ToolkitError(
                 f"{indexed.prefix}_knowledge.npz: spans for {len(knowledge)} sentences but the corpus has "
                 f"{len(indexed)}; re-run create_pretraining_data.py --knowledge_spans"
             )
         self.name = name
         self.indexed = indexed
-        self.samples_mapping = mapping
+        self.samples_mapping = samples_mapping
         self.config = config
         self.vocab = vocab
         self.knowledge = knowledge if config.needs_knowledge else None
@@ -110,11 +109,33 @@ class ErnieDataset:
         self._ngram_cdf = ngram_cdf(config.max_ngrams, config.favor_longer_ngram)
         self._max_num_tokens = config.max_seq_length - 3  # room for [CLS] and two [SEP] (REFERENCE §6)
         self._max_predictions = config.masked_lm_prob * self._max_num_tokens
+        self._bind_arrays()
+
+    def _bind_arrays(self) -> None:
         # Plain ndarray views: slicing an np.memmap builds a memmap object per access.
-        self._ids = np.asarray(indexed.ids)
-        self._rows = np.asarray(mapping)
-        self._pointers = indexed.pointers
-        self._sizes = indexed.sizes
+        self._ids = np.asarray(self.indexed.ids)
+        self._rows = np.asarray(self.samples_mapping)
+        self._pointers = self.indexed.pointers
+
+    def __getstate__(self) -> dict:
+        # Pickled for spawn-based DataLoader workers (Windows, macOS): ship the file names, not the memory-mapped
+        # corpus and index map, which pickle would copy in full.
+        state = self.__dict__.copy()
+        for key in ("indexed", "_ids", "_rows", "_pointers"):
+            del state[key]
+        state["_prefix"] = self.indexed.prefix
+        mapping = self.samples_mapping
+        if isinstance(mapping, np.memmap) and mapping.filename:
+            state["samples_mapping"] = ("npy", str(mapping.filename))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        prefix = state.pop("_prefix")
+        if isinstance(state["samples_mapping"], tuple):
+            state["samples_mapping"] = np.load(state["samples_mapping"][1], mmap_mode="r")
+        self.__dict__.update(state)
+        self.indexed = MMapIndexedDataset(prefix)
+        self._bind_arrays()
 
     def __len__(self) -> int:
         return len(self.samples_mapping)

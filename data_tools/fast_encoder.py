@@ -39,11 +39,11 @@ KIND_OTHER, KIND_SEP, KIND_ISO = 0, 1, 2
 _MASK64 = (1 << 64) - 1
 _HASH_BASE = 0x9E3779B97F4A7C15 | 1
 _HASH_BASE_INV = pow(_HASH_BASE, -1, 1 << 64)
-_LENGTH_KEY = np.uint64(0xC2B2AE3D27D4EB4F)
 _SENTENCE_KEY = np.uint64(0x165667B19E3779F9)
-_BITMAP_SHIFT = np.uint64(44)  # 2**20-entry prefilter
+# Word-key lookup table: 2**18 buckets on the keys' top bits (2 MiB, reused across calls).
+_TABLE_SHIFT = np.uint64(46)
 # A run cache above this many distinct runs is dropped and rebuilt: bounded memory on endless corpora.
-_RUN_CACHE_LIMIT = 1 << 20
+_RUN_CACHE_LIMIT = 1 << 18
 
 EncodeResult = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
 
@@ -77,9 +77,8 @@ class _Powers:
 @functools.lru_cache(maxsize=4)
 def _codepoint_kinds(lower: bool, strip_accents: bool) -> Tuple[np.ndarray, np.ndarray]:
     """(kind uint8 [TABLE_LIMIT+1], normalized ISO char uint32) for the basic tokenizer's settings."""
-    from paddlenlp.transformers.tokenizer_utils import _is_control, _is_punctuation, _is_symbol, _is_whitespace
-
     from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
+    from paddlenlp.transformers.tokenizer_utils import _is_control, _is_punctuation, _is_symbol, _is_whitespace
 
     is_chinese = BasicTokenizer()._is_chinese_char
     kinds = np.zeros(TABLE_LIMIT + 1, np.uint8)
@@ -105,27 +104,44 @@ def _codepoint_kinds(lower: bool, strip_accents: bool) -> Tuple[np.ndarray, np.n
     return kinds, normalized
 
 
-@dataclass(frozen=True)
-class _RunTokens:
-    ids: Tuple[int, ...]
-    sharp_ids: Tuple[int, ...]
-    offsets: Tuple[int, ...]  # index within the run of each token's first character
-    hashes: Tuple[int, ...]
-    lengths: Tuple[int, ...]
-    cjk: Tuple[bool, ...]
+class _TokenTable:
+    """Token attributes by row: rows [0, num_fixed) are the ISO characters' tokens (row = slot), later rows the
+    tokens of each distinct OTHER-character run seen so far (run -> (first row, token count))."""
 
+    COLUMNS = (
+        ("ids", np.int64),
+        ("sharp_ids", np.int64),  # id of "##" + token
+        ("offsets", np.int64),  # index within the run of the token's first character (0 for ISO rows)
+        ("hashes", np.uint64),  # _string_hash of the token string
+        ("lengths", np.int64),  # characters in the token string
+        ("cjk", bool),  # the token has a U+4E00..U+9FA5 character
+    )
 
-@dataclass
-class _BatchRuns:
-    """Tokens of all OTHER-character runs of a batch, in text order."""
+    def __init__(self, fixed: Dict[str, list]) -> None:
+        self.num_fixed = len(fixed["ids"])
+        self.columns = {name: np.array(fixed[name], dtype) for name, dtype in self.COLUMNS}
+        self.clear()
 
-    counts: np.ndarray  # tokens per run
-    positions: np.ndarray  # char index (in the joined batch text) of each token's first character
-    ids: np.ndarray
-    sharp_ids: np.ndarray
-    hashes: np.ndarray
-    lengths: np.ndarray
-    cjk: np.ndarray
+    def clear(self) -> None:
+        """Forget every run (bounded memory on endless corpora); the ISO rows stay."""
+        self.runs: Dict[str, Tuple[int, int]] = {}
+        self.size = self.num_fixed
+
+    def add(self, run: str, values: Dict[str, list]) -> Tuple[int, int]:
+        """Store the tokens of `run`; returns its (first row, count)."""
+        count = len(values["ids"])
+        if self.size + count > len(self.columns["ids"]):
+            capacity = max(2 * len(self.columns["ids"]), self.size + count, 1024)
+            for name, column in self.columns.items():
+                grown = np.zeros(capacity, column.dtype)
+                grown[: self.size] = column[: self.size]
+                self.columns[name] = grown
+        for name, column in self.columns.items():
+            column[self.size : self.size + count] = values[name]
+        entry = (self.size, count)
+        self.runs[run] = entry
+        self.size += count
+        return entry
 
 
 @dataclass
@@ -238,9 +254,9 @@ class FastSentenceEncoder:
         self.whole_word_mask = whole_word_mask
         self.max_word_len = max_word_len
         self.slow = SlowSentenceEncoder(tokenizer, whole_word_mask, max_word_len)
-        self._run_cache: Dict[str, _RunTokens] = {}
         self._powers = _Powers()
-        self._key_bitmap = np.zeros(1 << (64 - int(_BITMAP_SHIFT)), bool)
+        self._key_table = np.zeros(1 << (64 - int(_TABLE_SHIFT)), np.uint64)
+        self._key_multi = np.zeros(1 << (64 - int(_TABLE_SHIFT)), bool)
         self._build_tables()
         self._build_fallback_check()
 
@@ -262,11 +278,16 @@ class FastSentenceEncoder:
         ids = {t: self._token_id(t) for t in unique_tokens}
         sharp_ids = {t: self._token_id("##" + t) for t in unique_tokens}
         self._slots = slots
-        self._iso_ids = np.array([ids[t] for t in token_strings], np.int64)
-        self._iso_sharp_ids = np.array([sharp_ids[t] for t in token_strings], np.int64)
-        self._iso_hashes = np.array([_string_hash(t) for t in token_strings], np.uint64)
-        self._iso_lengths = np.array([len(t) for t in token_strings], np.int64)
-        self._iso_cjk = np.array([is_cjk_token(t) for t in token_strings], bool)
+        self._tokens = _TokenTable(
+            {
+                "ids": [ids[t] for t in token_strings],
+                "sharp_ids": [sharp_ids[t] for t in token_strings],
+                "offsets": [0] * len(token_strings),
+                "hashes": [_string_hash(t) for t in token_strings],
+                "lengths": [len(t) for t in token_strings],
+                "cjk": [is_cjk_token(t) for t in token_strings],
+            }
+        )
 
     def _build_fallback_check(self) -> None:
         # The tokenizer's trie splits these out before basic tokenization (and never lower-cases them): sentences
@@ -284,22 +305,18 @@ class FastSentenceEncoder:
             return True
         return any(t in text or t in lowered for t in self._fallback_tokens)
 
-    def _encode_run(self, run: str) -> _RunTokens:
+    def _add_run(self, run: str) -> Tuple[int, int]:
         tokenizer = self.tokenizer
         tokens = tokenizer.tokenize(run)
-        offsets = _char_offsets_by_alignment(tokenizer, run, tokens).tolist()
-        cached = _RunTokens(
-            ids=tuple(tokenizer.convert_tokens_to_ids(tokens)),
-            sharp_ids=tuple(tokenizer.convert_tokens_to_ids(["##" + t for t in tokens])),
-            offsets=tuple(offsets),
-            hashes=tuple(_string_hash(t) for t in tokens),
-            lengths=tuple(len(t) for t in tokens),
-            cjk=tuple(is_cjk_token(t) for t in tokens),
-        )
-        if len(self._run_cache) >= _RUN_CACHE_LIMIT:
-            self._run_cache.clear()
-        self._run_cache[run] = cached
-        return cached
+        values = {
+            "ids": tokenizer.convert_tokens_to_ids(tokens),
+            "sharp_ids": tokenizer.convert_tokens_to_ids(["##" + t for t in tokens]),
+            "offsets": _char_offsets_by_alignment(tokenizer, run, tokens).tolist(),
+            "hashes": [_string_hash(t) for t in tokens],
+            "lengths": [len(t) for t in tokens],
+            "cjk": [is_cjk_token(t) for t in tokens],
+        }
+        return self._tokens.add(run, values)
 
     def encode(
         self, text: str, words: Optional[Sequence[str]] = None, return_char_offsets: bool = False
@@ -371,94 +388,74 @@ class FastSentenceEncoder:
         return_char_offsets: bool,
     ) -> EncodedBatch:
         num_texts = len(texts)
+        text_lengths = np.fromiter(map(len, texts), np.int64, count=num_texts)
         text_starts = np.zeros(num_texts, np.int64)
         if num_texts > 1:
-            np.cumsum(np.fromiter(map(len, texts[:-1]), np.int64, count=num_texts - 1) + 1, out=text_starts[1:])
+            np.cumsum(text_lengths[:-1] + 1, out=text_starts[1:])
 
         slots = self._slots[np.minimum(codepoints, TABLE_LIMIT)]
         iso_positions = np.flatnonzero(slots >= 0)
         iso_slots = slots[iso_positions]
         marker = np.diff((slots == -1).view(np.int8), prepend=np.int8(0), append=np.int8(0))
         run_starts = np.flatnonzero(marker == 1)
-        want_marks = self.whole_word_mask and words_list is not None
 
         # Tokens come out in text order: an ISO char is one token, a run's tokens sit at its first char.
         tokens_at_char = (slots >= 0).astype(np.int64)
-        runs = None
+        run_rows = None
         if len(run_starts):
-            runs = self._run_tokens(joined, run_starts, np.flatnonzero(marker == -1))
-            tokens_at_char[run_starts] = runs.counts
+            run_counts, run_rows = self._run_rows(joined, run_starts, np.flatnonzero(marker == -1))
+            tokens_at_char[run_starts] = run_counts
         tokens_before_char = np.zeros(len(slots) + 1, np.int64)
         np.cumsum(tokens_at_char, out=tokens_before_char[1:])
         num_tokens = int(tokens_before_char[-1])
-        first_of_sentence = tokens_before_char[text_starts]
-        token_counts = np.diff(first_of_sentence, append=np.int64(num_tokens))
+        token_counts = np.diff(tokens_before_char[text_starts], append=np.int64(num_tokens))
 
-        iso_index = tokens_before_char[iso_positions]
-        if runs is not None:
-            run_first = np.repeat(tokens_before_char[run_starts] - (np.cumsum(runs.counts) - runs.counts), runs.counts)
-            run_index = run_first + np.arange(len(runs.ids), dtype=np.int64)
+        columns = self._tokens.columns
+        if run_rows is None:
+            token_rows = iso_slots
+        else:
+            iso_index = tokens_before_char[iso_positions]
+            run_first = np.repeat(tokens_before_char[run_starts] - (np.cumsum(run_counts) - run_counts), run_counts)
+            run_index = run_first + np.arange(len(run_rows), dtype=np.int64)
+            token_rows = np.empty(num_tokens, np.int64)
+            token_rows[iso_index] = iso_slots
+            token_rows[run_index] = run_rows
 
-        def gather(iso_values: np.ndarray, run_values: Optional[np.ndarray]) -> np.ndarray:
-            values = iso_values
-            if runs is None:
-                return values
-            merged = np.empty(num_tokens, values.dtype)
-            merged[iso_index] = values
-            merged[run_index] = run_values
-            return merged
+        def gather(name: str) -> np.ndarray:
+            return columns[name][token_rows]
 
-        ids = gather(self._iso_ids[iso_slots], None if runs is None else runs.ids)
-        if want_marks and num_tokens:
+        ids = gather("ids")
+        if self.whole_word_mask and words_list is not None and num_tokens:
+            word_keys = self._word_keys(texts, words_list, text_lengths, text_starts, codepoints)
             marked = self._whole_word_marks(
-                self._word_keys(texts, words_list, text_starts, codepoints),
-                token_counts,
-                gather(self._iso_hashes[iso_slots], None if runs is None else runs.hashes),
-                gather(self._iso_lengths[iso_slots], None if runs is None else runs.lengths),
-                gather(self._iso_cjk[iso_slots], None if runs is None else runs.cjk),
+                word_keys, token_counts, gather("hashes"), gather("lengths"), gather("cjk")
             )
             if marked is not None:
-                ids = np.where(marked, gather(self._iso_sharp_ids[iso_slots], None if runs is None else runs.sharp_ids), ids)
+                ids = np.where(marked, gather("sharp_ids"), ids)
 
         char_offsets = None
         if return_char_offsets:
-            positions = gather(iso_positions, None if runs is None else runs.positions)
+            positions = iso_positions
+            if run_rows is not None:
+                positions = np.empty(num_tokens, np.int64)
+                positions[iso_index] = iso_positions
+                positions[run_index] = np.repeat(run_starts, run_counts) + columns["offsets"][run_rows]
             sentence_of_token = np.repeat(np.arange(num_texts), token_counts)
             char_offsets = (positions - text_starts[sentence_of_token]).astype(np.int32)
         return EncodedBatch(ids, token_counts, char_offsets)
 
-    def _run_tokens(self, joined: str, run_starts: np.ndarray, run_ends: np.ndarray) -> _BatchRuns:
-        cache = self._run_cache
-        encode_run = self._encode_run
-        counts: List[int] = []
-        offsets: List[int] = []
-        ids: List[int] = []
-        sharp_ids: List[int] = []
-        hashes: List[int] = []
-        lengths: List[int] = []
-        cjk: List[bool] = []
-        for start, end in zip(run_starts.tolist(), run_ends.tolist()):
-            run = joined[start:end]
-            entry = cache.get(run)
-            if entry is None:
-                entry = encode_run(run)
-            counts.append(len(entry.ids))
-            offsets.extend(entry.offsets)
-            ids.extend(entry.ids)
-            sharp_ids.extend(entry.sharp_ids)
-            hashes.extend(entry.hashes)
-            lengths.extend(entry.lengths)
-            cjk.extend(entry.cjk)
-        counts_array = np.array(counts, np.int64)
-        return _BatchRuns(
-            counts=counts_array,
-            positions=np.repeat(run_starts, counts_array) + np.array(offsets, np.int64),
-            ids=np.array(ids, np.int64),
-            sharp_ids=np.array(sharp_ids, np.int64),
-            hashes=np.array(hashes, np.uint64),
-            lengths=np.array(lengths, np.int64),
-            cjk=np.array(cjk, bool),
-        )
+    def _run_rows(self, joined: str, run_starts: np.ndarray, run_ends: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(tokens per run, row in the run table of each run token, in text order)."""
+        table = self._tokens
+        if len(table.runs) >= _RUN_CACHE_LIMIT:
+            table.clear()
+        get, add = table.runs.get, self._add_run
+        runs = [joined[start:end] for start, end in zip(run_starts.tolist(), run_ends.tolist())]
+        entries = np.array([get(run) or add(run) for run in runs], np.int64).reshape(-1, 2)
+        counts = entries[:, 1]
+        first_index = np.cumsum(counts) - counts
+        rows = np.repeat(entries[:, 0] - first_index, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+        return counts, rows
 
     def _prefix_hashes(self, values: np.ndarray, lengths: Optional[np.ndarray] = None) -> np.ndarray:
         """prefix[k] = hash of the concatenation of the first k items (chars, or token strings of `lengths` chars).
@@ -482,35 +479,43 @@ class FastSentenceEncoder:
         self,
         texts: List[str],
         words_list: Sequence[Optional[Sequence[str]]],
+        text_lengths: np.ndarray,
         text_starts: np.ndarray,
         codepoints: np.ndarray,
     ) -> np.ndarray:
         """Sorted hash keys of every word of >= 2 characters, keyed with its length and sentence index."""
-        counts = np.fromiter((0 if w is None else len(w) for w in words_list), np.int64, count=len(words_list))
-        word_lengths = np.fromiter(
-            map(len, itertools.chain.from_iterable(w for w in words_list if w is not None)), np.int64
-        )
+        if None in words_list:  # words_list holds lists of str, so `in` only matches a real None
+            text_lengths = np.where([words is None for words in words_list], 0, text_lengths)
+            texts = [text if words is not None else "" for text, words in zip(texts, words_list)]
+            words_list = [() if words is None else words for words in words_list]
+        counts = np.fromiter(map(len, words_list), np.int64, count=len(words_list))
+        all_words = itertools.chain.from_iterable(words_list)
+        word_lengths = np.fromiter(map(len, all_words), np.int64, count=int(counts.sum()))
         if not len(word_lengths):
             return np.zeros(0, np.uint64)
         word_ends = np.cumsum(word_lengths)
         sentence = np.repeat(np.arange(len(words_list), dtype=np.int64), counts)
-        if all(w is None or "".join(w) == t for t, w in zip(texts, words_list)):
-            # The usual case (segmenter output): words tile their sentence, so hash them in place in the batch text.
-            chars_before = np.zeros(len(words_list) + 1, np.int64)
-            np.cumsum(np.fromiter((len(t) if w is not None else 0 for t, w in zip(texts, words_list)), np.int64,
-                                  count=len(texts)), out=chars_before[1:])
+        chars_before = np.zeros(len(words_list) + 1, np.int64)
+        np.cumsum(text_lengths, out=chars_before[1:])
+        word_chars = "".join(itertools.chain.from_iterable(words_list))
+        # Words tile their sentence (segmenter output) iff the per-sentence character counts and the concatenation
+        # agree; then they are hashed in place in the batch text, else from their own characters.
+        chars_through_sentence = np.concatenate([[0], word_ends])[np.cumsum(counts)]
+        tiles = np.array_equal(np.diff(chars_through_sentence, prepend=0), text_lengths) and word_chars == "".join(
+            texts
+        )
+        if tiles:
             word_ends = word_ends - chars_before[sentence] + text_starts[sentence]
             prefix = self._prefix_hashes(codepoints.astype(np.uint64))
         else:
-            flat = itertools.chain.from_iterable(w for w in words_list if w is not None)
-            chars = np.frombuffer("".join(flat).encode("utf-32-le", "surrogatepass"), np.uint32)
+            chars = np.frombuffer(word_chars.encode("utf-32-le", "surrogatepass"), np.uint32)
             prefix = self._prefix_hashes(chars.astype(np.uint64))
         word_starts = word_ends - word_lengths
         word_hashes = prefix[word_ends] - prefix[word_starts] * self._powers.up[word_lengths]
         keep = word_lengths >= 2
-        keys = _mix_key(word_hashes[keep], word_lengths[keep], sentence[keep].astype(np.uint64) * _SENTENCE_KEY)
-        keys.sort()
-        return keys
+        scale = self._powers.up[word_lengths[keep]]
+        keys = word_hashes[keep] + scale + sentence[keep].astype(np.uint64) * _SENTENCE_KEY
+        return np.unique(keys)
 
     def _whole_word_marks(
         self,
@@ -528,30 +533,23 @@ class FastSentenceEncoder:
         char_ends = np.zeros(num_tokens + 1, np.int64)
         np.cumsum(lengths, out=char_ends[1:])
         up = self._powers.up
-        sentence_of_token = np.repeat(np.arange(len(token_counts), dtype=np.uint64), token_counts)
-        sentence_key = sentence_of_token * _SENTENCE_KEY
-        room = np.cumsum(token_counts)[sentence_of_token.astype(np.int64)] - np.arange(num_tokens)
-        bitmap = self._key_bitmap
-        word_buckets = (word_keys >> _BITMAP_SHIFT).view(np.int64)
-        bitmap[word_buckets] = True
+        sentence_of_token = np.repeat(np.arange(len(token_counts), dtype=np.int64), token_counts)
+        sentence_key = sentence_of_token.astype(np.uint64) * _SENTENCE_KEY
+        # Tokens a window may start at: CJK, with `room` tokens left in their sentence (0 elsewhere).
+        room = np.where(cjk, np.cumsum(token_counts)[sentence_of_token] - np.arange(num_tokens), 0)
+        lookup = _KeyLookup(self._key_table, self._key_multi, word_keys)
         best = np.zeros(num_tokens, np.int64)
-        last_key = len(word_keys) - 1
-        # Window of `window` tokens starting at every token i (slices, no gathers); only CJK starts that fit in
-        # their sentence count. A bitmap over the keys' top bits rejects almost every non-word; the rest is exact.
-        for window in range(min(self.max_word_len, num_tokens), 1, -1):
-            span = num_tokens - window + 1
-            char_length = char_ends[window : window + span] - char_ends[:span]
-            window_hash = prefix[window : window + span] - prefix[:span] * up[char_length]
-            keys = _mix_key(window_hash, char_length, sentence_key[:span])
-            maybe = cjk[:span] & (room[:span] >= window) & bitmap[(keys >> _BITMAP_SHIFT).view(np.int64)]
-            maybe_at = np.flatnonzero(maybe)
-            if not len(maybe_at):
-                continue
-            maybe_keys = keys[maybe_at]
-            is_word = word_keys[np.minimum(np.searchsorted(word_keys, maybe_keys), last_key)] == maybe_keys
-            found = maybe_at[is_word]
-            best[found[best[found] == 0]] = window
-        bitmap[word_buckets] = False
+        # Windows of `window` tokens at every token i at once, by slices (no gathers).
+        try:
+            for window in range(min(self.max_word_len, num_tokens), 1, -1):
+                span = num_tokens - window + 1
+                char_length = char_ends[window : window + span] - char_ends[:span]
+                scale = up[char_length]
+                keys = prefix[window : window + span] - prefix[:span] * scale + scale + sentence_key[:span]
+                found = lookup.find(keys, room[:span] >= window)
+                best[found[best[found] == 0]] = window
+        finally:
+            lookup.release()
         starts = np.flatnonzero(best)
         if not len(starts):
             return None
@@ -584,8 +582,34 @@ def _greedy_non_overlapping(starts: np.ndarray, ends: np.ndarray) -> Tuple[np.nd
     return starts[keep], ends[keep]
 
 
-def _mix_key(hashes: np.ndarray, char_lengths: np.ndarray, sentence_keys: np.ndarray) -> np.ndarray:
-    return (hashes ^ (char_lengths.astype(np.uint64) * _LENGTH_KEY)) + sentence_keys
+class _KeyLookup:
+    """Exact membership of 64-bit keys in a set of word keys: a direct-mapped table on the keys' top bits, with
+    buckets holding several word keys resolved by binary search. Tables are reused across calls; `release` clears."""
+
+    def __init__(self, table: np.ndarray, multi: np.ndarray, word_keys: np.ndarray) -> None:
+        self.table, self.multi, self.word_keys = table, multi, word_keys  # word_keys: sorted, unique
+        self.buckets = (word_keys >> _TABLE_SHIFT).view(np.int64)
+        shared = np.flatnonzero(self.buckets[1:] == self.buckets[:-1])
+        self.shared_buckets = self.buckets[shared]
+        table[self.buckets] = word_keys
+        multi[self.shared_buckets] = True
+
+    def find(self, keys: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Indices i with valid[i] and keys[i] a word key."""
+        buckets = (keys >> _TABLE_SHIFT).view(np.int64)
+        hits = valid & (self.table[buckets] == keys)
+        if len(self.shared_buckets):
+            unsure = np.flatnonzero(valid & self.multi[buckets] & ~hits)
+            if len(unsure):
+                queries = keys[unsure]
+                at = np.minimum(np.searchsorted(self.word_keys, queries), len(self.word_keys) - 1)
+                hits[unsure[self.word_keys[at] == queries]] = True
+        return np.flatnonzero(hits)
+
+    def release(self) -> None:
+        """Reset the shared tables for the next call."""
+        self.table[self.buckets] = 0
+        self.multi[self.shared_buckets] = False
 
 
 def _has_surrogate(text: str) -> bool:

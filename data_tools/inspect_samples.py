@@ -98,8 +98,12 @@ def render_sample(sample: Mapping[str, object], vocab: MaskingVocab) -> str:
 def describe(index: int, split: str, sample: Mapping[str, object], vocab: MaskingVocab) -> str:
     """A header line (index, level, SOP label, sizes) and the rendered tokens."""
     sop = int(np.asarray(sample["sop_label"]))
-    order = "B before A in the text (swapped)" if sop else "A before B in the text"
-    length = len(np.asarray(sample["input_ids"]))
+    input_ids = np.asarray(sample["input_ids"])
+    if not np.any(np.asarray(sample["token_type_ids"])):
+        order = "segment A only"
+    else:
+        order = "swapped: B precedes A in the text" if sop else "A precedes B in the text"
+    length = len(input_ids)
     predicted = len(np.asarray(sample["masked_positions"]))
     header = (
         f"--- {split} sample {index}: masking_level={sample['masking_level']} sop_label={sop} ({order}), "

@@ -1,6 +1,8 @@
 """Knowledge units beyond words (ERNIE 1.0: entity- and phrase-level masking), found at preprocessing time.
 
-Entities: jieba POS tags for person (`nr*`), place (`ns`) and organisation (`nt`) names, adjacent person tokens
+POS tags come from `jieba.posseg` or, with `--cn_seg_func rjieba`, from `rjieba.tag` (much faster).
+
+Entities: POS tags for person (`nr*`), place (`ns`) and organisation (`nt`) names, adjacent person tokens
 merged (`江/nr 泽民/nr`), plus exact matches of a user entity list. `nz` (other proper nouns) is left out: jieba
 assigns it to many ordinary words (`普通/nz`).
 
@@ -126,16 +128,30 @@ class EntityDictionary:
         return spans
 
 
-def pos_tag(text: str) -> List[Tuple[str, str]]:
-    """jieba POS tagging (lazy import: jieba loads its dictionaries on first use)."""
-    import jieba.posseg
+POS_TAGGERS = ("jieba", "rjieba")
+
+
+def pos_tag(text: str, tagger: str = "jieba") -> List[Tuple[str, str]]:
+    """(word, POS flag) pairs: `jieba.posseg` (reference, slow HMM) or `rjieba.tag` (same dictionary, ~30x faster).
+
+    The two agree on dictionary words; words found only by jieba's HMM may be cut or tagged differently.
+    """
+    if tagger == "rjieba":
+        import rjieba
+
+        return [(word, flag) for word, flag in rjieba.tag(text)]
+    if tagger != "jieba":
+        raise ToolkitError(f"--cn_seg_func {tagger!r}: no POS tagger for knowledge spans; choose jieba or rjieba")
+    import jieba.posseg  # lazy: jieba loads its dictionaries on first use
 
     return [(pair.word, pair.flag) for pair in jieba.posseg.lcut(text)]
 
 
-def find_char_spans(text: str, entity_dict: Optional[EntityDictionary] = None) -> List[CharSpan]:
+def find_char_spans(
+    text: str, entity_dict: Optional[EntityDictionary] = None, tagger: str = "jieba"
+) -> List[CharSpan]:
     """All knowledge spans of one sentence in character offsets, deduplicated and sorted by (start, end)."""
-    tagged = pos_tag(text)
+    tagged = pos_tag(text, tagger)
     entities = pos_entity_spans(tagged)
     if entity_dict is not None:
         entities += entity_dict.spans(text)

@@ -194,13 +194,13 @@ def masking_budget(num_tokens: int, masked_lm_prob: float, max_predictions: floa
 def unit_spans(ids: np.ndarray, vocab: MaskingVocab, level: str) -> Tuple[np.ndarray, np.ndarray]:
     """(starts, ends) int64 token ranges of the char- or word-level units of a sample; [CLS]/[SEP] excluded."""
     special = (ids == vocab.cls_id) | (ids == vocab.sep_id)
-    previous_special = np.empty_like(special)
-    previous_special[0] = True
-    previous_special[1:] = special[:-1]
     if level == "char":
         opens = ~special
     else:
-        opens = ~special & (~vocab.is_continuation[ids] | previous_special)
+        opens = ~vocab.is_continuation[ids]
+        opens[0] = True
+        opens[1:] |= special[:-1]  # a `##` token right after [CLS]/[SEP] opens a unit
+        opens &= ~special
     boundaries = (opens | special).nonzero()[0]
     is_start = opens[boundaries]
     ends_of = np.empty_like(boundaries)
@@ -277,17 +277,15 @@ def _select_chunks(
         if len(firsts):
             # Fill the remainder with the longest whole-unit prefix of each next chunk that fits (the original's
             # n -> n-1 fallback). Only chunks whose first unit fits are visited; each acceptance shrinks the
-            # remainder. prefix_ends[r, k] = end token of chunk r's first k+1 units.
-            width = int((lasts - firsts).max()) + 1
-            prefix_ends = ends[np.minimum(firsts[:, None] + np.arange(width), lasts[:, None])]
-            begins = starts[firsts]
+            # remainder, so the loop is short.
+            unit_ends = ends.tolist()
             extra_starts, extra_ends = [], []
-            for begin, row in zip(begins.tolist(), prefix_ends.tolist()):
+            for begin, first, last in zip(starts[firsts].tolist(), firsts.tolist(), lasts.tolist()):
                 best = -1
-                for stop in row:
-                    if stop - begin > remaining:
+                for unit in range(first, last + 1):
+                    if unit_ends[unit] - begin > remaining:
                         break
-                    best = stop
+                    best = unit_ends[unit]
                 if best > begin:
                     extra_starts.append(begin)
                     extra_ends.append(best)
@@ -334,8 +332,8 @@ def create_masked_lm_predictions(
     ids = np.asarray(ids)
     restored = vocab.restore(ids)
     budget = masking_budget(len(ids), masked_lm_prob, max_predictions)
-    starts, ends = unit_spans(ids, vocab, level)
-    if budget == 0 or len(starts) == 0:
+    starts, ends = unit_spans(ids, vocab, level) if budget else (np.zeros(0, np.int64),) * 2
+    if len(starts) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return MaskedSample(restored, empty, empty.copy())
     is_knowledge = None
@@ -357,4 +355,4 @@ def create_masked_lm_predictions(
     replace = decision >= MASK_PROB + KEEP_PROB
     pool = vocab.replacement_ids
     input_ids[positions[replace]] = pool[(pick[replace] * len(pool)).astype(np.int64)]
-    return MaskedSample(input_ids, positions.astype(np.int64), labels.astype(np.int64))
+    return MaskedSample(input_ids, positions.astype(np.int64, copy=False), labels.astype(np.int64, copy=False))

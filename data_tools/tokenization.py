@@ -102,7 +102,10 @@ def _load_builtin(name: str, tokenizer_class: type) -> Any:
 
     cached = Path(MODEL_HOME) / name / "vocab.txt"
     if cached.is_file():
-        return tokenizer_class.from_pretrained(name)
+        # Built straight from the cached file: from_pretrained may still look up optional files online.
+        init_config = tokenizer_class.pretrained_init_configuration.get(name, {})
+        options = {key: init_config[key] for key in _CONFIG_KEYS if key in init_config}
+        return tokenizer_class(vocab_file=str(cached), **options)
     if not _download_host_reachable(vocab_urls[name]):
         raise ToolkitError(
             f"--model_name {name}: cannot download the vocabulary (offline?); pass a local directory or vocab "

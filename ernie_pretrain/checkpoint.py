@@ -208,10 +208,12 @@ def load_checkpoint(directory: str, parts: Mapping[str, Any], required: tuple = 
         state = paddle.load(str(file))
         if hasattr(part, "set_state_dict"):
             part.set_state_dict(state)
+        elif hasattr(part, "load_state_dict"):  # paddle.amp.GradScaler
+            part.load_state_dict(state)
         elif isinstance(part, dict):
             part.update(state)
         else:
-            raise TypeError(f"checkpoint part {name!r} has no set_state_dict()")
+            raise TypeError(f"checkpoint part {name!r} has no set_state_dict()/load_state_dict()")
     return meta
 
 

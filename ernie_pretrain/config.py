@@ -37,7 +37,7 @@ class ModelSpec:
     attention_probs_dropout_prob: float = 0.1
     # Recompute encoder-layer activations in backward to save memory.
     use_recompute: bool = False
-    # Start from the weights in model_name_or_path (a built-in name always starts from random init here).
+    # Warm start from trained weights; a checkpoint dir always loads them, a built-in name cannot (no download).
     continue_training: bool = False
 
     @property
@@ -169,7 +169,9 @@ class PretrainConfig:
         return result
 
 
-def derive_accumulate_steps(global_batch_size: Optional[int], micro_batch_size: int, data_world_size: int) -> Tuple[int, int]:
+def derive_accumulate_steps(
+    global_batch_size: Optional[int], micro_batch_size: int, data_world_size: int
+) -> Tuple[int, int]:
     """(global_batch_size, accumulate_steps): None means world x micro; the global batch must split evenly."""
     if micro_batch_size <= 0:
         raise ToolkitError(f"--micro_batch_size must be positive, got {micro_batch_size}")

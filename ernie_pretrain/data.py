@@ -101,7 +101,9 @@ class PretrainingData:
     collate_fn: Callable[[Sequence[dict]], dict]
 
 
-def build_datasets(config, tokenizer, data_rank: int = 0, local_rank: int = 0, global_rank: int = 0) -> Tuple[Any, Any, Any]:
+def build_datasets(
+    config, tokenizer, data_rank: int = 0, local_rank: int = 0, global_rank: int = 0
+) -> Tuple[Any, Any, Any]:
     """(train, valid, test) datasets sized per REFERENCE §5 via data_tools.dataset_utils."""
     from data_tools.dataset_utils import build_train_valid_test_datasets
 

@@ -10,7 +10,9 @@ from data_tools.errors import ToolkitError
 from ernie_pretrain.config import LR_DECAY_STYLES
 
 
-def learning_rate_at(step: int, max_lr: float, min_lr: float, warmup_steps: int, decay_steps: int, style: str) -> float:
+def learning_rate_at(
+    step: int, max_lr: float, min_lr: float, warmup_steps: int, decay_steps: int, style: str
+) -> float:
     """The learning rate of scheduler step `step` (0 = the first update, which therefore uses lr 0 under warmup)."""
     if style not in LR_DECAY_STYLES:
         raise ToolkitError(f"--lr_decay_style must be one of {', '.join(LR_DECAY_STYLES)}, got {style!r}")

@@ -121,7 +121,9 @@ def build_ernie_config(spec, vocab_size: int) -> ErnieConfig:
         )
     hidden, heads = int(values.get("hidden_size", 0)), int(values.get("num_attention_heads", 0))
     if hidden <= 0 or heads <= 0 or hidden % heads != 0:
-        raise ToolkitError(f"--model_config: hidden_size {hidden} must be a positive multiple of num_attention_heads {heads}")
+        raise ToolkitError(
+            f"--model_config: hidden_size {hidden} must be a positive multiple of num_attention_heads {heads}"
+        )
     return ErnieConfig(**values)
 
 
@@ -163,7 +165,9 @@ def load_model_weights(model: paddle.nn.Layer, directory: str) -> None:
         raise ToolkitError(f"{path}: missing {len(missing)} parameter(s) of this model, e.g. {missing[0]}")
     for key, value in expected.items():
         if list(state[key].shape) != list(value.shape):
-            raise ToolkitError(f"{path}: {key} has shape {list(state[key].shape)}, the model expects {list(value.shape)}")
+            raise ToolkitError(
+                f"{path}: {key} has shape {list(state[key].shape)}, the model expects {list(value.shape)}"
+            )
     model.set_state_dict({key: state[key] for key in expected})
 
 

@@ -16,7 +16,9 @@ def decayed_parameter_names(model: paddle.nn.Layer) -> List[str]:
     ]
 
 
-def build_optimizer(optim, model: paddle.nn.Layer, lr_scheduler, multi_precision: bool = False) -> paddle.optimizer.AdamW:
+def build_optimizer(
+    optim, model: paddle.nn.Layer, lr_scheduler, multi_precision: bool = False
+) -> paddle.optimizer.AdamW:
     """AdamW over `model` driven by `lr_scheduler`, configured from an `OptimConfig`."""
     decay_names = set(decayed_parameter_names(model))
     clip = paddle.nn.ClipGradByGlobalNorm(optim.grad_clip) if optim.grad_clip > 0 else None

@@ -251,9 +251,10 @@ def build_inference_program(ernie_config, binary_head: bool = True):
 
 
 def create_executor(device: str) -> paddle.static.Executor:
-    """Executor on `device` (`cpu`, or the card `paddle.set_device` selected for this rank)."""
-    place = paddle.CPUPlace() if device == "cpu" else paddle.framework._current_expected_place()
-    return paddle.static.Executor(place)
+    """Executor on `device` (`cpu`, or this rank's card as the launcher assigned it)."""
+    if device == "cpu":
+        return paddle.static.Executor(paddle.CPUPlace())
+    return paddle.static.Executor(paddle.CUDAPlace(paddle.distributed.ParallelEnv().device_id))
 
 
 def initialize_parameters(exe: paddle.static.Executor, programs: StaticPrograms, seed: int, rank: int) -> None:

@@ -112,16 +112,18 @@ def load_initial_weights(session: StaticSession, source: str) -> None:
     missing = sorted(key for key, static in name_map.items() if static not in state)
     if missing:
         raise ToolkitError(f"--model_name_or_path {source}: missing {len(missing)} parameter(s), e.g. {missing[0]}")
-    paddle.static.set_program_state(session.programs.main, state)
+    try:
+        paddle.static.set_program_state(session.programs.main, state)
+    except (ValueError, AssertionError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ToolkitError(f"--model_name_or_path {source}: weights do not fit this model ({first_line})") from None
 
 
 def build_session(
     config, runtime: Runtime, tokenizer, ernie_config, state: TrainingState, resume_dir
 ) -> StaticSession:
     """Static mode, programs, executor and parameters (fresh, from --continue_training weights, or resumed)."""
-    use_amp = amp_enabled(config, runtime)
-    if config.runtime.use_amp and not use_amp:
-        config = _without_amp(config)
+    amp_enabled(config, runtime)  # warns that --use_amp is a no-op on cpu; the program builder skips AMP there
     enter_static_mode(runtime)
     parallel = StaticParallel(runtime.world_size, runtime.rank, use_fleet=runtime.device == "gpu")
     programs = build_static_programs(config, ernie_config, parallel, last_step=state.global_step)
@@ -140,12 +142,6 @@ def build_session(
     elif config.model.continue_training:
         load_initial_weights(session, config.model.model_name_or_path)
     return session
-
-
-def _without_amp(config):
-    import dataclasses
-
-    return dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, use_amp=False))
 
 
 def save(config, runtime: Runtime, session: StaticSession, state: TrainingState, name: str) -> None:

@@ -121,12 +121,14 @@ def build_model(config, tokenizer) -> tuple:
         )
     model = build_pretraining_model(ernie_config, config.model.binary_head)
     name = config.model.model_name_or_path
-    if config.model.continue_training:
-        if name in BUILTIN_CONFIGS:
+    if name in BUILTIN_CONFIGS:
+        if config.model.continue_training:
             raise ToolkitError(
                 f"--continue_training needs trained weights: --model_name_or_path {name} is a built-in config "
                 "(random init, no download); pass a checkpoint directory instead"
             )
+    else:
+        # As the original: a checkpoint directory is always a warm start (from_pretrained), flag or not.
         load_model_weights(model, name)
     if config.model.use_recompute:
         enable_recompute(model)
@@ -207,7 +209,11 @@ class _Fp32Model:
         missing = sorted(set(own) - set(state))
         if missing:
             raise ToolkitError(f"checkpoint lacks {len(missing)} model parameter(s), e.g. {missing[0]}")
-        self.model.set_state_dict({key: paddle.to_tensor(state[key]).astype(own[key].dtype) for key in own})
+        converted = {}
+        for key, param in own.items():
+            value = state[key] if isinstance(state[key], paddle.Tensor) else paddle.to_tensor(state[key])
+            converted[key] = value if value.dtype == param.dtype else value.astype(param.dtype)
+        self.model.set_state_dict(converted)
 
 
 def restore_if_resuming(config, runtime: Runtime, parts: TrainingParts, state: TrainingState) -> Optional[str]:
@@ -279,20 +285,34 @@ def _mean_across_ranks(values: List[float], runtime: Runtime) -> List[float]:
     return [float(value) / runtime.world_size for value in tensor.numpy()]
 
 
-def train_step(parts: TrainingParts, config, micro_batches) -> List[float]:
-    """One global step over `accumulate_steps` micro-batches; returns the summed (loss, lm, sop) of this rank."""
+def _allreduce_gradients(model: paddle.nn.Layer) -> None:
+    """Average gradients over ranks by hand (recompute's re-run forward does not mix with DataParallel's hooks)."""
+    world_size = paddle.distributed.get_world_size()
+    with paddle.no_grad():
+        for param in model.parameters():
+            if param.grad is not None:
+                paddle.distributed.all_reduce(param.grad)
+                param.grad.scale_(1.0 / world_size)
+
+
+def train_step(parts: TrainingParts, config, micro_batches) -> paddle.Tensor:
+    """One global step over `accumulate_steps` micro-batches; returns this rank's summed [loss, lm, sop] (on device)."""
     accumulate_steps = config.schedule.accumulate_steps
-    sums = [0.0, 0.0, 0.0]
+    manual_allreduce = config.model.use_recompute and isinstance(parts.engine, paddle.DataParallel)
+    sums = None
     for index, batch in enumerate(micro_batches):
-        # Gradients are all-reduced once per global step, on the last micro-batch.
-        with _no_sync(parts.engine, skip=index < accumulate_steps - 1):
+        # Gradients are all-reduced once per global step, on the last micro-batch (by hand under recompute, §11.7).
+        with _no_sync(parts.engine, skip=manual_allreduce or index < accumulate_steps - 1):
             total, lm_loss, sop_loss = _compute_losses(parts, config, batch)
             scaled = total / accumulate_steps
             if parts.scaler is not None:
                 scaled = parts.scaler.scale(scaled)
             scaled.backward()
-        for slot, value in enumerate((total, lm_loss, sop_loss)):
-            sums[slot] += float(value)
+        # Kept on the device: converting to python floats here would sync the GPU every micro-batch.
+        losses = paddle.stack([total.detach(), lm_loss.detach(), sop_loss.detach()]).astype("float32")
+        sums = losses if sums is None else sums + losses
+    if manual_allreduce:
+        _allreduce_gradients(parts.model)
     if parts.scaler is not None:
         parts.scaler.step(parts.optimizer)
         parts.scaler.update()
@@ -302,7 +322,9 @@ def train_step(parts: TrainingParts, config, micro_batches) -> List[float]:
     return sums
 
 
-def evaluate(parts: TrainingParts, config, runtime: Runtime, stream: EvalStream, micro_batches: int) -> Optional[Dict[str, float]]:
+def evaluate(
+    parts: TrainingParts, config, runtime: Runtime, stream: EvalStream, micro_batches: int
+) -> Optional[Dict[str, float]]:
     """Mean losses over the next `micro_batches` of `stream` (no grad), averaged across ranks."""
     if stream.loader is None:
         return None
@@ -337,6 +359,12 @@ def save(config, runtime: Runtime, parts: TrainingParts, state: TrainingState, n
         paddle.distributed.barrier()
 
 
+def _flush_losses(state: TrainingState, pending: Optional[paddle.Tensor]) -> None:
+    """Move the on-device loss sums into the (checkpointed) python totals."""
+    if pending is not None:
+        state.pending_losses = [a + float(b) for a, b in zip(state.pending_losses, pending.numpy())]
+
+
 def _log_train(config, runtime, parts, state, metrics, losses_so_far, interval_start, lr) -> List[float]:
     schedule = config.schedule
     count = max(state.pending_micro_batches, 1)
@@ -362,18 +390,26 @@ def _log_train(config, runtime, parts, state, metrics, losses_so_far, interval_s
     return means
 
 
-def train(config, runtime: Runtime, parts: TrainingParts, data: PretrainingData, state: TrainingState,
-          resumed_from: Optional[str] = None) -> TrainResult:
+def train(
+    config,
+    runtime: Runtime,
+    parts: TrainingParts,
+    data: PretrainingData,
+    state: TrainingState,
+    resumed_from: Optional[str] = None,
+) -> TrainResult:
     """Run from `state.global_step` to max_steps: log, evaluate, snapshot, checkpoint; then the final test."""
     schedule = config.schedule
     metrics = MetricsLogger(config.runtime.output_dir, runtime.is_main)
     metrics.add_text("args", json.dumps(config.to_dict(), indent=2, default=str))
     metrics.add_text("model_config", json.dumps(model_config_dict(parts.ernie_config), indent=2))
     loader_args = (schedule.micro_batch_size, runtime.data_rank, runtime.data_world_size)
-    train_loader = make_loader(data.train, data.collate_fn, *loader_args, state.consumed_samples,
-                               config.runtime.num_workers)
-    valid_stream = EvalStream(make_loader(data.valid, data.collate_fn, *loader_args,
-                                          schedule.valid_offset(state.global_step), 0, wrap=True))
+    train_loader = make_loader(
+        data.train, data.collate_fn, *loader_args, state.consumed_samples, config.runtime.num_workers
+    )
+    valid_stream = EvalStream(
+        make_loader(data.valid, data.collate_fn, *loader_args, schedule.valid_offset(state.global_step), 0, wrap=True)
+    )
     train_iterator = iter(train_loader)
     train_losses: List[float] = []
     valid_losses: List[Dict[str, float]] = []
@@ -382,17 +418,22 @@ def train(config, runtime: Runtime, parts: TrainingParts, data: PretrainingData,
         RngState().set_state_dict(state.pending_rng)
         state.pending_rng = None
     interval_start = time.perf_counter()
+    pending: Optional[paddle.Tensor] = None
     try:
         while state.global_step < schedule.max_steps:
             micro_batches = _take_micro_batches(train_iterator, schedule.accumulate_steps, config)
             lr = parts.optimizer.get_lr()
             sums = train_step(parts, config, micro_batches)
+            pending = sums if pending is None else pending + sums
             parts.lr_scheduler.step()
             state.global_step += 1
             state.consumed_samples += schedule.global_batch_size
-            state.pending_losses = [a + b for a, b in zip(state.pending_losses, sums)]
             state.pending_micro_batches += schedule.accumulate_steps
             step = state.global_step
+            saving = cadence.should_save(step, schedule) or cadence.should_checkpoint(step, schedule)
+            if saving or cadence.should_log(step, schedule):
+                _flush_losses(state, pending)
+                pending = None
             if cadence.should_log(step, schedule):
                 _log_train(config, runtime, parts, state, metrics, train_losses, interval_start, lr)
                 interval_start = time.perf_counter()
@@ -410,7 +451,9 @@ def train(config, runtime: Runtime, parts: TrainingParts, data: PretrainingData,
         result = evaluate(parts, config, runtime, EvalStream(test_loader), schedule.test_micro_batches)
         if result is not None:
             test_losses = result
-            metrics.log_eval("test", state.global_step, {k: result[k] for k in LOSS_NAMES}, result["samples_per_second"])
+            metrics.log_eval(
+                "test", state.global_step, {k: result[k] for k in LOSS_NAMES}, result["samples_per_second"]
+            )
     finally:
         metrics.close()
     return TrainResult(state.global_step, train_losses, valid_losses, test_losses, resumed_from)

@@ -72,8 +72,13 @@ def test_fixed_defaults():
 
 def test_continue_training_is_a_real_boolean():
     # The original declared type=bool, so "false" was True (REFERENCE §18.1).
-    assert parse(["--input_dir", "d", "--output_dir", "o", "--continue_training", "false"]).model.continue_training is False
-    assert parse(["--input_dir", "d", "--output_dir", "o", "--continue_training", "true"]).model.continue_training is True
+    assert (
+        parse(["--input_dir", "d", "--output_dir", "o", "--continue_training", "false"]).model.continue_training
+        is False
+    )
+    assert (
+        parse(["--input_dir", "d", "--output_dir", "o", "--continue_training", "true"]).model.continue_training is True
+    )
 
 
 @pytest.mark.parametrize("text,value", [("yes", True), ("T", True), ("1", True), ("n", False), ("False", False)])
@@ -83,8 +88,22 @@ def test_str2bool(text, value):
 
 def test_derived_numbers_with_accumulation():
     config = parse(
-        ["--input_dir", "d", "--output_dir", "o", "--micro_batch_size", "4", "--global_batch_size", "32",
-         "--max_steps", "100", "--eval_freq", "10", "--eval_iters", "3"],
+        [
+            "--input_dir",
+            "d",
+            "--output_dir",
+            "o",
+            "--micro_batch_size",
+            "4",
+            "--global_batch_size",
+            "32",
+            "--max_steps",
+            "100",
+            "--eval_freq",
+            "10",
+            "--eval_iters",
+            "3",
+        ],
         world_size=2,
     )
     schedule = config.schedule
@@ -106,11 +125,19 @@ def test_check_accuracy_zeroes_dropout():
 BAD_FLAGS = [
     (["--max_lr", "1e-5", "--min_lr", "1e-4"], "error: --min_lr 0.0001 must not exceed --max_lr 1e-05"),
     (["--use_amp", "maybe"], "error: argument --use_amp: expected a boolean (true/false), got 'maybe'"),
-    (["--lr_decay_style", "step"], "error: argument --lr_decay_style: invalid choice: 'step' (choose from 'linear', 'cosine', 'none')"),
-    (["--num_train_epochs", "3"], "error: --num_train_epochs is not supported: set the training length with --max_steps"),
+    (
+        ["--lr_decay_style", "step"],
+        "error: argument --lr_decay_style: invalid choice: 'step' (choose from 'linear', 'cosine', 'none')",
+    ),
+    (
+        ["--num_train_epochs", "3"],
+        "error: --num_train_epochs is not supported: set the training length with --max_steps",
+    ),
     (["--no_such_flag", "1"], "error: unrecognized arguments: --no_such_flag 1"),
-    (["--micro_batch_size", "4", "--global_batch_size", "6"],
-     "error: --global_batch_size 6 must be a positive multiple of --micro_batch_size x data parallel ranks = 4 x 1 = 4"),
+    (
+        ["--micro_batch_size", "4", "--global_batch_size", "6"],
+        "error: --global_batch_size 6 must be a positive multiple of --micro_batch_size x data parallel ranks = 4 x 1 = 4",
+    ),
     (["--warmup_rate", "1.5"], "error: --warmup_rate must be within [0, 1], got 1.5"),
     (["--mp_degree", "2"], "error: --mp_degree 2: only data parallelism is supported; leave it at 1"),
     (["--max_steps", "0"], "error: --max_steps must be positive, got 0"),

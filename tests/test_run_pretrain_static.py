@@ -254,3 +254,31 @@ def test_without_binary_head_trains_mlm_only_and_converts(tmp_path, tiny_prefix,
     np.testing.assert_array_equal(
         model.cls.predictions.decoder_bias.numpy(), state["cls.predictions.decoder_bias"].numpy()
     )
+
+
+def test_continue_training_from_static_or_converted_weights_starts_from_them(
+    straight_run, tmp_path, tiny_prefix, vocab_path, monkeypatch
+):
+    from converter.params_static_to_dygraph import main as convert_main
+
+    install_standin_data(monkeypatch)
+    straight_dir, _ = straight_run
+    converted = tmp_path / "converted"
+    assert convert_main(["--path", str(straight_dir / "model_6"), "--output_path", str(converted)]) == 0
+    first_losses = {}
+    for source in (straight_dir / "model_6", converted):
+        output_dir = tmp_path / f"continue_{source.name}"
+        argv = tiny_argv(
+            tiny_prefix,
+            str(output_dir),
+            str(vocab_path),
+            max_steps=1,
+            eval_freq=0,
+            model_name_or_path=str(source),
+            continue_training="true",
+        )
+        assert run_static(argv) == 0
+        first_losses[source.name] = read_metrics(str(output_dir), "train")[0]["loss"]
+    # The same weights through either loader give the same first step, and not a fresh model's (~10.7).
+    assert first_losses["model_6"] == first_losses["converted"]
+    assert first_losses["model_6"] < read_metrics(str(straight_dir), "train")[0]["loss"]

@@ -27,8 +27,12 @@ def _error_of(argv, capsys):
 def test_built_vocab_loads_and_tokenizes_the_corpus_with_few_unks(corpus, tmp_path):
     path, texts = corpus
     output = tmp_path / "sub" / "vocab.txt"
-    assert build_vocab.main(["--input_path", str(path), "--output_path", str(output), "--vocab_size", "8000",
-                             "--min_frequency", "1"]) == 0
+    assert (
+        build_vocab.main(
+            ["--input_path", str(path), "--output_path", str(output), "--vocab_size", "8000", "--min_frequency", "1"]
+        )
+        == 0
+    )
     tokens = output.read_text(encoding="utf-8").splitlines()
     assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert len(tokens) == len(set(tokens)) <= 8000
@@ -44,8 +48,9 @@ def test_built_vocab_loads_and_tokenizes_the_corpus_with_few_unks(corpus, tmp_pa
 def test_vocab_size_caps_the_pieces_and_rejects_too_small(corpus, tmp_path, capsys):
     path, _ = corpus
     output = tmp_path / "vocab.txt"
-    build_vocab.main(["--input_path", str(path), "--output_path", str(output), "--vocab_size", "3000",
-                      "--min_frequency", "3"])
+    build_vocab.main(
+        ["--input_path", str(path), "--output_path", str(output), "--vocab_size", "3000", "--min_frequency", "3"]
+    )
     assert len(output.read_text(encoding="utf-8").split("\n")) == 3000 + 1
     error = _error_of(["--input_path", str(path), "--output_path", str(output), "--vocab_size", "100"], capsys)
     assert error.startswith("error: --vocab_size 100: too small for the ")
@@ -54,8 +59,9 @@ def test_vocab_size_caps_the_pieces_and_rejects_too_small(corpus, tmp_path, caps
 def test_extension_matches_the_tokenizer_extension(corpus, tmp_path, vocab_path):
     path, _ = corpus
     base = tmp_path / "base.txt"
-    build_vocab.main(["--input_path", str(path), "--output_path", str(base), "--vocab_size", "5000",
-                      "--min_frequency", "2"])
+    build_vocab.main(
+        ["--input_path", str(path), "--output_path", str(base), "--vocab_size", "5000", "--min_frequency", "2"]
+    )
     extended = tmp_path / "extended.txt"
     assert build_vocab.main(["--base_vocab", str(base), "--output_path", str(extended), "--extend_chinese_char"]) == 0
     expected = ErnieTokenizer(vocab_file=str(base))

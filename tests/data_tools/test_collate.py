@@ -33,9 +33,7 @@ BATCH = [
 def test_collate_values():
     batch = collate_pretraining_batch(BATCH, pad_id=0)
     assert list(batch) == list(BATCH_KEYS)
-    np.testing.assert_array_equal(
-        batch["input_ids"], [[1, 5, 6, 2, 7, 2], [1, 8, 2, 0, 0, 0], [1, 9, 9, 9, 2, 0]]
-    )
+    np.testing.assert_array_equal(batch["input_ids"], [[1, 5, 6, 2, 7, 2], [1, 8, 2, 0, 0, 0], [1, 9, 9, 9, 2, 0]])
     np.testing.assert_array_equal(
         batch["token_type_ids"], [[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]]
     )

@@ -71,7 +71,8 @@ def test_plain_ids_match_the_tokenizer(tmp_path, vocab_path, tokenizer, news_jso
     assert ds.ids.dtype == np.uint16
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert summary.startswith(f"create_pretraining_data: 24 docs, {len(flat)} sentences, {len(ds.ids)} tokens, ")
-    assert "1 workers), 0 lines skipped; wrote" in summary
+    prefix = tmp_path / "plain"
+    assert summary.endswith(f"1 workers), 0 lines skipped; wrote {prefix}_ids.npy (uint16), {prefix}_idx.npz")
 
 
 def test_without_split_sentences_each_document_is_one_sentence(tmp_path, vocab_path, tokenizer):
@@ -123,13 +124,15 @@ def test_wwm_marks_words_and_uses_the_extended_vocab(tmp_path, vocab_path, token
     assert sum(t.startswith("##") for t in tokens) > 500
 
 
-def test_knowledge_spans_are_written_and_align_with_tokens(tmp_path, vocab_path, tokenizer, news_jsonl):
+def test_knowledge_spans_are_written_and_align_with_tokens(tmp_path, vocab_path, tokenizer, news_jsonl, capsys):
     source, texts = news_jsonl
     entity_dict = tmp_path / "entities.txt"
     entity_dict.write_text("知识产权\n", encoding="utf-8")
     assert "知识产权" in "".join(texts)
     prefix = tmp_path / "kn"
-    ds = _run(vocab_path, source, prefix, *WWM, "--knowledge_spans", "--entity_dict", str(entity_dict))
+    flags = ["--knowledge_spans", "--entity_dict", str(entity_dict), "--cn_seg_func", "rjieba"]  # jieba.posseg is slow
+    ds = _run(vocab_path, source, prefix, *WWM, *flags)
+    assert capsys.readouterr().out.strip().endswith(f"_idx.npz, {prefix}_knowledge.npz")
     spans = load_knowledge_spans(str(prefix))
     assert len(spans) == len(ds)
     assert len(spans.starts) > len(ds)  # several spans per sentence on news text
@@ -191,3 +194,14 @@ def test_seed_readme_commands_end_to_end(tmp_path, vocab_path):
     ds = MMapIndexedDataset(str(prefix))
     assert len(ds.doc_idx) - 1 == len(jsonl.read_text(encoding="utf-8").splitlines())
     assert len(ds) > 30 and ds.ids.dtype == np.uint16
+
+
+def test_knowledge_spans_toy_example_from_the_docs(tmp_path, vocab_path):
+    source = _write_jsonl(tmp_path / "in.jsonl", ["江泽民在北京大学\n宣布三个新政策"])
+    ds = _run(vocab_path, source, tmp_path / "toy", *WWM, "--knowledge_spans")  # jieba.posseg tags
+    assert ds.sizes.tolist() == [8, 7]
+    with np.load(tmp_path / "toy_knowledge.npz") as data:
+        assert data["sent_ptr"].tolist() == [0, 2, 3]
+        assert data["starts"].tolist() == [0, 4, 2]
+        assert data["ends"].tolist() == [3, 8, 7]
+        assert data["kinds"].tolist() == [1, 1, 2]

@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 
@@ -5,9 +7,9 @@ from data_tools.dataset_config import ErnieDatasetConfig
 from data_tools.ernie_dataset import ErnieDataset, truncation_counts
 from data_tools.errors import ToolkitError
 from data_tools.index_helpers import build_mapping
-from data_tools.indexed_dataset import MMapIndexedDataset
+from data_tools.indexed_dataset import IndexedDatasetWriter, MMapIndexedDataset
 from data_tools.knowledge import ENTITY, PHRASE, KnowledgeSpans
-from data_tools.masking import MaskingVocab, masking_budget, unit_spans
+from data_tools.masking import MaskingVocab, extend_tokens, masking_budget, unit_spans
 
 
 @pytest.fixture(scope="module")
@@ -208,9 +210,7 @@ def synthetic_knowledge(indexed, vocab):
             ends.append(hi)
             kinds.append(ENTITY if k % 2 == 0 else PHRASE)
     sent_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return KnowledgeSpans(
-        sent_ptr, np.array(starts, np.int32), np.array(ends, np.int32), np.array(kinds, np.uint8)
-    )
+    return KnowledgeSpans(sent_ptr, np.array(starts, np.int32), np.array(ends, np.int32), np.array(kinds, np.uint8))
 
 
 @pytest.mark.parametrize("level,kind", [("entity", ENTITY), ("phrase", PHRASE)])
@@ -273,3 +273,46 @@ def test_knowledge_required_and_checked(indexed, vocab):
     short = KnowledgeSpans(np.zeros(3, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.uint8))
     with pytest.raises(ToolkitError, match=r"tiny_knowledge.npz: spans for 2 sentences but the corpus has \d+"):
         make_dataset(indexed, vocab, masking_level="entity", knowledge=short)
+
+
+def test_pickles_file_names_not_arrays(indexed, vocab, tmp_path):
+    path = tmp_path / "map.npy"
+    np.save(path, mapping_for(indexed, 64))
+    ds = make_dataset(indexed, vocab, mapping=np.load(path, mmap_mode="r"))
+    state = ds.__getstate__()
+    assert state["samples_mapping"] == ("npy", str(path)) and state["_prefix"] == indexed.prefix
+    assert not any(isinstance(value, MMapIndexedDataset) for value in state.values())
+    clone = pickle.loads(pickle.dumps(ds))
+    assert isinstance(clone.samples_mapping, np.memmap) and len(clone) == len(ds)
+    for i in (0, 7, len(ds) - 1):
+        for key in ("input_ids", "token_type_ids", "masked_positions", "masked_labels", "sop_label"):
+            np.testing.assert_array_equal(clone[i][key], ds[i][key])
+
+
+def test_extended_ids_never_reach_the_model(tmp_path):
+    """A corpus written with `##字` extension ids (above the base vocab): inputs and labels hold plain chars."""
+    base = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "哈", "尔", "滨", "冰", "雪", "节", "a", "##b"]
+    vocab = MaskingVocab.from_tokens(extend_tokens(base), len(base))
+    index = {token: i for i, token in enumerate(vocab.tokens)}
+    heads = [index[t] for t in ("哈", "尔", "滨", "冰", "雪", "节", "a")]
+    tails = [index[t] for t in ("##哈", "##尔", "##滨", "##冰", "##雪", "##节", "##b")]
+    assert min(tails[:-1]) >= len(base)
+    rng = np.random.default_rng(5)
+    writer = IndexedDatasetWriter(str(tmp_path / "ext"), np.uint16)
+    for _ in range(30):
+        sentences = []
+        for _ in range(4):
+            words = [[int(rng.choice(heads)), *rng.choice(tails, int(rng.integers(0, 3))).tolist()] for _ in range(12)]
+            sentences.append([token for word in words for token in word])
+        writer.add_document(sentences)
+    writer.finalize()
+    extended = MMapIndexedDataset(str(tmp_path / "ext"))
+    assert int(np.max(extended.ids)) >= len(base)
+    ds = make_dataset(extended, vocab, max_seq_length=32)
+    masked = 0
+    for i in range(len(ds)):
+        sample = ds[i]
+        assert sample["input_ids"].max() < len(base) and sample["masked_labels"].max(initial=0) < len(base)
+        assert not any(token.startswith("##") and token != "##b" for token in vocab.decode(sample["input_ids"]))
+        masked += len(sample["masked_positions"])
+    assert masked > 0

@@ -20,11 +20,58 @@ from tests import support
 # rare CJK (-> [UNK]), compatibility ideographs, combining marks, control and zero-width chars, odd whitespace,
 # Greek sigma (context-dependent lower-casing), special tokens (the trie splits them out) and literal "##".
 EDGE_SNIPPETS = [
-    "ERNIE", "Mercer核", "iPhone 12 Pro", "café", "naïve", "Ünïcödé", "ΟΔΟΣ.Β", "straße", "İstanbul", "3.14159",
-    "2017-11-15", "www.cctv.com", "ＡＢＣ１２３", "，", "！", "（注）", "“引号”", "😀", "👍🏻", "𠀀", "㐀", "\u9fa6",
-    "\uf900", "\u2f800", "e\u0301", "\u0301", "\u200b", "\x00", "\ufffd", "\x07", "\u3000", "\u00a0", "\u2028", "\t",
-    "  ", "\r\n", "[MASK]", "[unk]", "[UNK]", "##中", "a##b", "μm²", "Ⅻ", "①", "〇", "ǅ", "ﬁ", "\U000e0001", "\U0010fffd",
-    "x" * 120, "超长" * 4, "",
+    "ERNIE",
+    "Mercer核",
+    "iPhone 12 Pro",
+    "café",
+    "naïve",
+    "Ünïcödé",
+    "ΟΔΟΣ.Β",
+    "straße",
+    "İstanbul",
+    "3.14159",
+    "2017-11-15",
+    "www.cctv.com",
+    "ＡＢＣ１２３",
+    "，",
+    "！",
+    "（注）",
+    "“引号”",
+    "😀",
+    "👍🏻",
+    "𠀀",
+    "㐀",
+    "\u9fa6",
+    "\uf900",
+    "\u2f800",
+    "e\u0301",
+    "\u0301",
+    "\u200b",
+    "\x00",
+    "\ufffd",
+    "\x07",
+    "\u3000",
+    "\u00a0",
+    "\u2028",
+    "\t",
+    "  ",
+    "\r\n",
+    "[MASK]",
+    "[unk]",
+    "[UNK]",
+    "##中",
+    "a##b",
+    "μm²",
+    "Ⅻ",
+    "①",
+    "〇",
+    "ǅ",
+    "ﬁ",
+    "\U000e0001",
+    "\U0010fffd",
+    "x" * 120,
+    "超长" * 4,
+    "",
 ]
 
 
@@ -86,6 +133,22 @@ def test_fast_equals_slow_with_extended_vocab_and_whole_word_marks(extended_toke
     assert isinstance(fast, FastSentenceEncoder)
     assert len(news_sentences) > 6000
     _assert_same_ids(fast, SlowSentenceEncoder(extended_tokenizer, True), news_sentences, news_words)
+
+
+def test_words_that_do_not_tile_the_sentence_and_missing_words(extended_tokenizer, news_sentences, news_words):
+    # Words need not be the sentence's own segmentation (a set is all the original uses); None means no marking.
+    rng = random.Random(3)
+    sentences = news_sentences[:600]
+    words_list = []
+    for index, words in enumerate(news_words[:600]):
+        if index % 5 == 0:
+            words_list.append(None)
+        else:
+            shuffled = [w for w in words if rng.random() < 0.7] + ["中国", "国人", "##中"]
+            rng.shuffle(shuffled)
+            words_list.append(shuffled)
+    fast = build_sentence_encoder(extended_tokenizer, whole_word_mask=True)
+    _assert_same_ids(fast, SlowSentenceEncoder(extended_tokenizer, True), sentences, words_list)
 
 
 def test_marks_really_happen_and_use_the_extension(extended_tokenizer):

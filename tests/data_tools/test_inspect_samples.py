@@ -24,6 +24,7 @@ def test_render_marks_masked_runs():
     vocab = MaskingVocab.from_tokens(extend_tokens(TOKENS), len(TOKENS))
     sample = {
         "input_ids": np.array([2, 4, 4, 7, 8, 3, 9, 5, 3]),
+        "token_type_ids": np.array([0, 0, 0, 0, 0, 0, 1, 1, 1]),
         "masked_positions": np.array([1, 2, 3, 7]),
         "masked_labels": np.array([5, 6, 7, 5]),
         "sop_label": np.array(1),
@@ -33,7 +34,7 @@ def test_render_marks_masked_runs():
         "[CLS] ⟦哈 尔 滨 ⇒ [MASK] [MASK] 滨⟧ 冰 [SEP] 雪 ⟦哈 ⇒ 哈⟧ [SEP]"
     )
     assert inspect_samples.describe(4, "valid", sample, vocab).splitlines()[0] == (
-        "--- valid sample 4: masking_level=word sop_label=1 (B before A in the text (swapped)), 9 tokens, 4 predicted"
+        "--- valid sample 4: masking_level=word sop_label=1 (swapped: B precedes A in the text), 9 tokens, 4 predicted"
     )
 
 
@@ -41,8 +42,11 @@ def test_prints_requested_samples(data_dir, vocab_path, capsys):
     argv = ["--input_dir", str(data_dir), "--vocab", str(vocab_path), "--num_samples", "3", "--start", "2"]
     assert inspect_samples.main(argv + ["--max_seq_len", "64", "--split_ratio", "1,1,0"]) == 0
     out = capsys.readouterr().out
-    headers = re.findall(r"^--- train sample (\d+): masking_level=word sop_label=([01]) .*, (\d+) tokens, (\d+) predicted$",
-                         out, flags=re.M)
+    headers = re.findall(
+        r"^--- train sample (\d+): masking_level=word sop_label=([01]) .*, (\d+) tokens, (\d+) predicted$",
+        out,
+        flags=re.M,
+    )
     assert [int(h[0]) for h in headers] == [2, 3, 4]
     assert all(int(tokens) <= 64 and int(predicted) >= 1 for _, _, tokens, predicted in headers)
     bodies = [line for line in out.splitlines() if not line.startswith("---")]
@@ -59,7 +63,7 @@ def test_model_name_directory_and_binary_head_false(data_dir, vocab_path, tmp_pa
     argv = ["--input_dir", str(data_dir / "tiny"), "--model_name", str(model_dir), "--binary_head", "false"]
     assert inspect_samples.main(argv + ["--num_samples", "2", "--max_seq_len", "32", "--masking_level", "char"]) == 0
     out = capsys.readouterr().out
-    assert out.count("masking_level=char sop_label=0 (A before B in the text)") == 2
+    assert out.count("masking_level=char sop_label=0 (segment A only)") == 2
     assert all(line.count("[SEP]") == 1 for line in out.splitlines() if not line.startswith("---"))
 
 

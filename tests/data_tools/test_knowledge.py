@@ -13,6 +13,7 @@ from data_tools.knowledge import (
     load_knowledge_spans,
     phrase_spans,
     pos_entity_spans,
+    pos_tag,
 )
 
 
@@ -147,3 +148,16 @@ def test_corrupt_file(tmp_path):
     (tmp_path / "corpus_knowledge.npz").write_bytes(b"not a zip")
     with pytest.raises(ToolkitError, match="not a readable .npz file"):
         load_knowledge_spans(prefix)
+
+
+@pytest.mark.parametrize("tagger", ["jieba", "rjieba"])
+def test_taggers_cover_the_text_exactly(tagger):
+    text = "江泽民主席在北京大学发表了重要讲话， hello  world 2019年，宣布三个新政策。"
+    assert "".join(word for word, _flag in pos_tag(text, tagger)) == text
+    spans = find_char_spans(text, tagger=tagger)
+    assert (0, 3, ENTITY) in spans and (6, 10, ENTITY) in spans
+
+
+def test_unknown_tagger():
+    with pytest.raises(ToolkitError, match="^--cn_seg_func 'lac': no POS tagger for knowledge spans"):
+        pos_tag("文本", "lac")

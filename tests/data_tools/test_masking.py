@@ -13,7 +13,23 @@ from data_tools.masking import (
     unit_spans,
 )
 
-BASE = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused1]", "哈", "尔", "滨", "冰", "雪", "节", "##尔", "a", "##b"]
+BASE = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "[unused1]",
+    "哈",
+    "尔",
+    "滨",
+    "冰",
+    "雪",
+    "节",
+    "##尔",
+    "a",
+    "##b",
+]
 BASE += ["##龘"]  # a `##字` whose plain character is not in the vocab
 
 
@@ -34,7 +50,16 @@ def test_extension_and_tables(vocab):
     assert vocab.decode(restored) == ["[CLS]", "哈", "尔", "滨", "##b", "[UNK]", "[SEP]"]
     # Replacement pool: plain base tokens only (no specials, no [unused], no ## tokens, no extension ids).
     assert vocab.decode(vocab.replacement_ids) == ["哈", "尔", "滨", "冰", "雪", "节", "a"]
-    assert vocab.decode(np.flatnonzero(vocab.is_continuation)) == ["##尔", "##b", "##龘", "##哈", "##滨", "##冰", "##雪", "##节"]
+    assert vocab.decode(np.flatnonzero(vocab.is_continuation)) == [
+        "##尔",
+        "##b",
+        "##龘",
+        "##哈",
+        "##滨",
+        "##冰",
+        "##雪",
+        "##节",
+    ]
     assert (vocab.cls_id, vocab.sep_id, vocab.mask_id, vocab.pad_id, vocab.unk_id) == (2, 3, 4, 0, 1)
 
 
@@ -117,7 +142,14 @@ def is_cjk_continuation(token):
 
 def mask(vocab, ids, rng, level="word", prob=0.15, max_ngrams=3, **spans):
     return create_masked_lm_predictions(
-        ids, vocab, rng, level=level, masked_lm_prob=prob, max_predictions=prob * 509, cdf=ngram_cdf(max_ngrams), **spans
+        ids,
+        vocab,
+        rng,
+        level=level,
+        masked_lm_prob=prob,
+        max_predictions=prob * 509,
+        cdf=ngram_cdf(max_ngrams),
+        **spans,
     )
 
 
@@ -132,7 +164,9 @@ def test_word_masking_statistics(vocab):
         assert np.all(np.diff(positions) > 0)
         assert out.masked_labels.tolist() == restored[positions].tolist()
         assert np.all(out.input_ids < vocab.base_vocab_size) and np.all(out.masked_labels < vocab.base_vocab_size)
-        assert not any(is_cjk_continuation(t) for t in vocab.decode(np.concatenate([out.input_ids, out.masked_labels])))
+        assert not any(
+            is_cjk_continuation(t) for t in vocab.decode(np.concatenate([out.input_ids, out.masked_labels]))
+        )
         # Unmasked positions carry the restored token; masked ones hold [MASK], the original, or a plain base token.
         unmasked = np.setdiff1d(np.arange(len(ids)), positions)
         np.testing.assert_array_equal(out.input_ids[unmasked], restored[unmasked])
@@ -147,7 +181,9 @@ def test_word_masking_statistics(vocab):
         masked_as_mask += int(np.sum(values == vocab.mask_id))
         kept += int(np.sum(values == out.masked_labels))
         replaced += int(np.sum((values != vocab.mask_id) & (values != out.masked_labels)))
-        assert np.all(np.isin(values[(values != vocab.mask_id) & (values != out.masked_labels)], vocab.replacement_ids))
+        assert np.all(
+            np.isin(values[(values != vocab.mask_id) & (values != out.masked_labels)], vocab.replacement_ids)
+        )
         masked_total += len(positions)
         tokens_total += len(ids)
     assert abs(masked_total / tokens_total - 0.15) < 0.01

@@ -136,3 +136,14 @@ def test_extend_chinese_char_is_a_no_op_on_the_full_vocab(vocab_path):
     tokenizer = load_tokenizer(str(vocab_path))
     assert extend_chinese_char(tokenizer) == 0
     assert extended_vocab_size(tokenizer) == 21128
+
+
+def test_builtin_name_uses_a_cached_vocab_offline(monkeypatch, tmp_path, vocab_path):
+    import paddlenlp.utils.env
+
+    (tmp_path / "ernie-1.0").mkdir()
+    shutil.copy(vocab_path, tmp_path / "ernie-1.0" / "vocab.txt")
+    monkeypatch.setattr(paddlenlp.utils.env, "MODEL_HOME", str(tmp_path))
+    monkeypatch.setattr(tokenization, "_download_host_reachable", lambda url: pytest.fail("no network expected"))
+    tokenizer = load_tokenizer("ernie-1.0")
+    assert tokenizer.vocab_size == 21128 and tokenizer.do_lower_case is True

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import List
 
-TINY_MODEL = "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,intermediate_size=128,max_position_embeddings=128"
+TINY_MODEL = (
+    "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,intermediate_size=128,max_position_embeddings=128"
+)
 
 
 def data_modules_available() -> bool:

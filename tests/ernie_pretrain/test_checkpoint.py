@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -41,8 +42,13 @@ class Holder:
 
 
 def meta(step, **extra):
-    return {"model_name": "ernie-1.0", "global_step": step, "global_batch_size": 8, "consumed_samples": 8 * step,
-            **extra}
+    return {
+        "model_name": "ernie-1.0",
+        "global_step": step,
+        "global_batch_size": 8,
+        "consumed_samples": 8 * step,
+        **extra,
+    }
 
 
 def test_layout_and_roundtrip(tmp_path):
@@ -54,8 +60,14 @@ def test_layout_and_roundtrip(tmp_path):
         model_config={"hidden_size": 3},
     )
     names = sorted(os.listdir(target))
-    assert names == ["COMPLETE", "config.yml", "model_config.json", "model_state.pdopt", "model_state.pdparams",
-                     "rng_state.pdparams"]
+    assert names == [
+        "COMPLETE",
+        "config.yml",
+        "model_config.json",
+        "model_state.pdopt",
+        "model_state.pdparams",
+        "rng_state.pdparams",
+    ]
     assert read_meta(target) == meta(5)
     assert json.loads((target / "model_config.json").read_text()) == {"hidden_size": 3}
     other = paddle.nn.Linear(3, 2)
@@ -90,7 +102,9 @@ def test_replacement_keeps_only_complete_checkpoints(tmp_path):
     assert find_resume_checkpoint(str(tmp_path)) is None
 
 
-def test_missing_optimizer_only_warns_but_missing_model_fails(tmp_path, caplog):
+def test_missing_optimizer_only_warns_but_missing_model_fails(tmp_path, caplog, monkeypatch):
+    # A training run in the same session may have detached the package logger from the root (runtime.setup_logging).
+    monkeypatch.setattr(logging.getLogger("ernie_pretrain"), "propagate", True)
     save_checkpoint(str(tmp_path / "ck"), {"model": {"w": np.zeros(2)}}, meta(1))
     holder = Holder(None)
     load_checkpoint(str(tmp_path / "ck"), {"model": holder, "optimizer": Holder(None)})
@@ -120,10 +134,14 @@ def test_tokenizer_saved_without_the_extension(tmp_path):
     "changed,message",
     [
         ({"global_batch_size": 16}, "cannot resume: global_batch_size changed (8 -> 16); restore --global_batch_size"),
-        ({"model_config": {"hidden_size": 32, "num_hidden_layers": 2}},
-         "cannot resume: model_config changed (hidden_size 64 -> 32); restore --model_config / --model_name_or_path"),
-        ({"data_prefixes": [[1.0, "other"]]},
-         'cannot resume: data_prefixes changed ([[1.0, "tiny"]] -> [[1.0, "other"]]); restore --input_dir'),
+        (
+            {"model_config": {"hidden_size": 32, "num_hidden_layers": 2}},
+            "cannot resume: model_config changed (hidden_size 64 -> 32); restore --model_config / --model_name_or_path",
+        ),
+        (
+            {"data_prefixes": [[1.0, "other"]]},
+            'cannot resume: data_prefixes changed ([[1.0, "tiny"]] -> [[1.0, "other"]]); restore --input_dir',
+        ),
     ],
 )
 def test_refused_resumes(changed, message):

@@ -27,8 +27,16 @@ TINY = "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,intermediate_si
 def test_ernie_1_0_config_is_built_locally():
     config = build_ernie_config(ModelSpec(model_name_or_path="ernie-1.0"), vocab_size=18000)
     values = config.to_dict()
-    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
-                "max_position_embeddings", "type_vocab_size", "vocab_size"):
+    for key in (
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "hidden_act",
+        "max_position_embeddings",
+        "type_vocab_size",
+        "vocab_size",
+    ):
         assert values[key] == ERNIE_1_0_CONFIG[key]
     assert (values["hidden_size"], values["hidden_act"], values["max_position_embeddings"]) == (768, "relu", 513)
 
@@ -39,7 +47,9 @@ def test_builtin_vocab_follows_the_tokenizer():
 
 def test_inline_json_and_file_overrides(tmp_path):
     assert parse_model_config_overrides("hidden_size=64, hidden_act=gelu,layer_norm_eps=1e-5") == {
-        "hidden_size": 64, "hidden_act": "gelu", "layer_norm_eps": 1e-5,
+        "hidden_size": 64,
+        "hidden_act": "gelu",
+        "layer_norm_eps": 1e-5,
     }
     assert parse_model_config_overrides('{"num_hidden_layers": 3}') == {"num_hidden_layers": 3}
     path = tmp_path / "tiny.json"

@@ -358,3 +358,38 @@ def test_load_best_model_at_end_saves_at_the_eval_cadence_unless_save_steps_type
     assert (typed.eval_steps, typed.save_steps) == (30, 30)
     _, _, seed = parse_finetune_args("seq_cls", argv + ["--eval_steps", "200", "--save_steps", "400"])
     assert (seed.eval_steps, seed.save_steps) == (200, 400)
+
+
+def test_checkpoint_saved_by_pretraining_with_extended_vocab_loads_for_finetuning(tmp_path, vocab_path):
+    """The real pretraining writer: `##` extension in the tokenizer, a larger embedding, a minimal model_config.json."""
+    import paddle
+    from paddlenlp.transformers import ErnieConfig, ErnieForPretraining, ErnieForSequenceClassification, ErnieTokenizer
+
+    checkpoint = pytest.importorskip("ernie_pretrain.checkpoint")
+    model_module = pytest.importorskip("ernie_pretrain.model")
+    tokenization = pytest.importorskip("data_tools.tokenization")
+
+    # A vocab without the `##<CJK>` lines, so that the extension really adds tokens (as with the ERNIE vocabs).
+    lines = vocab_path.read_text(encoding="utf-8").splitlines()
+    reduced = [t for t in lines if not (t.startswith("##") and len(t) == 3 and "\u4e00" <= t[2] <= "\u9fa5")]
+    (tmp_path / "vocab.txt").write_text("\n".join(reduced) + "\n", encoding="utf-8")
+    tokenizer = ErnieTokenizer(str(tmp_path / "vocab.txt"))
+    base_size = len(tokenizer)
+    added = tokenization.extend_chinese_char(tokenizer)
+    assert added == 7321 and len(tokenizer) == base_size + added
+    config = ErnieConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)  # fmt: skip
+    paddle.seed(5)
+    pretrained = ErnieForPretraining(config)
+    target = tmp_path / "output" / "model_last"
+    checkpoint.save_checkpoint(
+        str(target), {"model": pretrained}, {"global_step": 1}, tokenizer, model_module.model_config_dict(config)
+    )
+
+    loaded = load_tokenizer_for_finetune(str(target))
+    assert len(loaded) == base_size and not any(t.startswith("##") for t in loaded.added_tokens_encoder)
+    ids = loaded("东西不错，总之还算满意")["input_ids"]
+    assert max(ids) < base_size and loaded.convert_ids_to_tokens(ids[1:3]) == ["东", "西"]
+    model = load_model_for_task(ErnieForSequenceClassification, str(target), num_classes=2)
+    key = "ernie.embeddings.word_embeddings.weight"
+    assert np.array_equal(model.state_dict()[key].numpy(), pretrained.state_dict()[key].numpy())

@@ -1,0 +1,36 @@
+"""ERNIE 1.0 pretraining with the paddlenlp Trainer. Single process: `python run_pretrain_trainer.py --do_train ...`;
+data parallel: `python -m paddle.distributed.launch --nproc_per_node N run_pretrain_trainer.py ...` (GPUs: `--gpus`).
+
+Flags are paddlenlp's TrainingArguments plus ModelArguments / DataArguments / PreTrainingArguments of
+`ernie_pretrain.trainer`. A run resumes from the newest complete `output_dir/checkpoint-<step>` unless
+`--overwrite_output_dir` is given, or from `--resume_from_checkpoint <dir>`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+from data_tools.errors import run_cli
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Parse the three argument groups, set up ranks/threads/logging, then train, evaluate and test."""
+    import paddle
+
+    from ernie_pretrain.runtime import launched_world_size, set_cpu_threads, setup_logging
+    from ernie_pretrain.trainer import parse_trainer_args, run_trainer
+
+    world_size = launched_world_size()
+    if world_size > 1:
+        paddle.distributed.init_parallel_env()
+    model_args, data_args, training_args = parse_trainer_args(argv)
+    setup_logging(training_args.process_index <= 0)
+    if str(training_args.device).startswith("cpu"):
+        set_cpu_threads(world_size)
+    run_trainer(model_args, data_args, training_args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
