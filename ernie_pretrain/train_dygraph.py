@@ -112,7 +112,7 @@ class TrainingParts:
 
 
 def build_model(config, tokenizer) -> tuple:
-    """(model, criterion, ernie_config): the built-in config from scratch or a checkpoint dir (weights on request)."""
+    """(model, criterion, ernie_config): a built-in config from scratch, or a checkpoint dir with its weights."""
     ernie_config = build_ernie_config(config.model, base_vocab_size(tokenizer))
     max_positions = int(ernie_config.max_position_embeddings)
     if config.data.max_seq_length > max_positions:

@@ -52,7 +52,7 @@ def write_tiny_prefix(directory: Path, num_docs: int = 40, name: str = "tiny", m
     """Write `<directory>/<name>_ids.npy` + `_idx.npz`: char tokens, jieba words marked with `##`; returns the prefix."""
     import jieba
 
-    vocab = {line.rstrip("\n"): i for i, line in enumerate(vocab_file().read_text(encoding="utf-8").splitlines())}
+    vocab = {line.rstrip("\n"): i for i, line in enumerate(vocab_file().read_text(encoding="utf-8").split("\n"))}
     unk = vocab["[UNK]"]
     prefix = str(Path(directory) / name)
     writer = IndexedDatasetWriter(prefix, np.uint16)

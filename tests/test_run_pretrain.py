@@ -236,3 +236,13 @@ def test_without_binary_head_trains_mlm_only(tmp_path, corpus_dir, vocab_path):
     records = read_metrics(str(out))
     assert [record["sop_loss"] for record in records] == [0.0, 0.0]
     assert all(record["loss"] == record["lm_loss"] for record in records)
+
+
+def test_amp_on_cpu_says_it_stays_fp32(tmp_path, corpus_dir, vocab_path, capsys):
+    argv = tiny_argv(corpus_dir, str(tmp_path / "amp"), str(vocab_path), max_steps=1, eval_freq=0, use_amp="true")
+    assert run_pretrain.main(argv) == 0
+    assert (
+        "--use_amp true has no effect on cpu (Paddle's AMP is GPU/XPU only): training in fp32"
+        in capsys.readouterr().out
+    )
+    assert not (tmp_path / "amp" / "model_1" / "scaler.pdparams").exists()
