@@ -40,6 +40,8 @@ _MASK64 = (1 << 64) - 1
 _HASH_BASE = 0x9E3779B97F4A7C15 | 1
 _HASH_BASE_INV = pow(_HASH_BASE, -1, 1 << 64)
 _SENTENCE_KEY = np.uint64(0x165667B19E3779F9)
+# Characters per internal slice of a large encode_batch call (see encode_batch).
+_CHUNK_CHARS = 16384
 # Word-key lookup table: 2**18 buckets on the keys' top bits (2 MiB, reused across calls).
 _TABLE_SHIFT = np.uint64(46)
 # A run cache above this many distinct runs is dropped and rebuilt: bounded memory on endless corpora.
@@ -192,6 +194,19 @@ def _char_offsets_by_alignment(tokenizer: Any, text: str, tokens: Sequence[str])
     return offsets
 
 
+def _ascii_offsets(lowered: str, tokens: Sequence[str], unk_token: str) -> List[int]:
+    """Start of each token in an ASCII run (lower-casing and accent stripping keep ASCII lengths)."""
+    offsets: List[int] = []
+    cursor = 0
+    for token in tokens:
+        surface = token[2:] if token.startswith("##") and len(token) > 2 else token
+        found = lowered.find(surface, cursor) if token != unk_token else -1
+        offsets.append(found if found >= 0 else cursor)
+        if found >= 0:
+            cursor = found + len(surface)
+    return offsets
+
+
 class SlowSentenceEncoder:
     """The reference: `convert_tokens_to_ids(mark_whole_words(tokenize(text), words))`, one sentence at a time."""
 
@@ -257,6 +272,7 @@ class FastSentenceEncoder:
         self._powers = _Powers()
         self._key_table = np.zeros(1 << (64 - int(_TABLE_SHIFT)), np.uint64)
         self._key_multi = np.zeros(1 << (64 - int(_TABLE_SHIFT)), bool)
+        self._lower_chars = bool(getattr(tokenizer, "do_lower_case", False))
         self._build_tables()
         self._build_fallback_check()
 
@@ -273,19 +289,22 @@ class FastSentenceEncoder:
         slots[kinds == KIND_SEP] = -2
         slots[iso_codepoints] = np.arange(len(iso_codepoints), dtype=np.int32)
         # Per ISO slot: the single token is the normalized char when the vocab has it, else the unknown token.
-        token_strings = [chr(c) if chr(c) in vocab else unk_token for c in normalized[iso_codepoints].tolist()]
+        chars = normalized[iso_codepoints]
+        token_strings = [chr(c) if chr(c) in vocab else unk_token for c in chars.tolist()]
+        in_vocab = np.array([t != unk_token for t in token_strings], bool)
         unique_tokens = sorted(set(token_strings))
         ids = {t: self._token_id(t) for t in unique_tokens}
         sharp_ids = {t: self._token_id("##" + t) for t in unique_tokens}
         self._slots = slots
+        # A one-character string hashes to its codepoint; only the unknown token needs _string_hash.
         self._tokens = _TokenTable(
             {
                 "ids": [ids[t] for t in token_strings],
                 "sharp_ids": [sharp_ids[t] for t in token_strings],
-                "offsets": [0] * len(token_strings),
-                "hashes": [_string_hash(t) for t in token_strings],
-                "lengths": [len(t) for t in token_strings],
-                "cjk": [is_cjk_token(t) for t in token_strings],
+                "offsets": np.zeros(len(chars), np.int64),
+                "hashes": np.where(in_vocab, chars.astype(np.uint64), np.uint64(_string_hash(unk_token))),
+                "lengths": np.where(in_vocab, 1, len(unk_token)),
+                "cjk": np.where(in_vocab, (chars >= 0x4E00) & (chars <= 0x9FA5), is_cjk_token(unk_token)),
             }
         )
 
@@ -307,11 +326,18 @@ class FastSentenceEncoder:
 
     def _add_run(self, run: str) -> Tuple[int, int]:
         tokenizer = self.tokenizer
-        tokens = tokenizer.tokenize(run)
+        # tokenize() lower-cases char by char outside special tokens, splits added tokens out (a run has none: such
+        # sentences take the slow path), then runs _tokenize; doing the same directly skips its per-call overhead.
+        lowered = "".join(map(str.lower, run)) if self._lower_chars else run
+        tokens = tokenizer._tokenize(lowered)
+        if run.isascii():
+            offsets = _ascii_offsets(lowered, tokens, tokenizer.unk_token)
+        else:
+            offsets = _char_offsets_by_alignment(tokenizer, run, tokens).tolist()
         values = {
             "ids": tokenizer.convert_tokens_to_ids(tokens),
             "sharp_ids": tokenizer.convert_tokens_to_ids(["##" + t for t in tokens]),
-            "offsets": _char_offsets_by_alignment(tokenizer, run, tokens).tolist(),
+            "offsets": offsets,
             "hashes": [_string_hash(t) for t in tokens],
             "lengths": [len(t) for t in tokens],
             "cjk": [is_cjk_token(t) for t in tokens],
@@ -337,6 +363,31 @@ class FastSentenceEncoder:
         texts = list(texts)
         if words_list is not None and len(words_list) != len(texts):
             raise ValueError(f"words_list has {len(words_list)} entries for {len(texts)} texts")
+        # Work on slices of about _CHUNK_CHARS characters: large enough to amortise numpy's per-call cost, small
+        # enough for the per-token arrays to stay in cache.
+        text_ends = np.cumsum(np.fromiter(map(len, texts), np.int64, count=len(texts)) + 1)
+        if len(texts) < 2 or text_ends[-1] <= 2 * _CHUNK_CHARS:
+            return self._encode_chunk(texts, words_list, return_char_offsets)
+        bounds = np.unique(np.searchsorted(text_ends, np.arange(_CHUNK_CHARS, text_ends[-1], _CHUNK_CHARS)) + 1)
+        bounds = [0] + [int(b) for b in bounds if 0 < b < len(texts)] + [len(texts)]
+        parts = [
+            self._encode_chunk(
+                texts[start:end], None if words_list is None else words_list[start:end], return_char_offsets
+            )
+            for start, end in zip(bounds[:-1], bounds[1:])
+        ]
+        return EncodedBatch(
+            np.concatenate([p.ids for p in parts]),
+            np.concatenate([p.lengths for p in parts]),
+            np.concatenate([p.char_offsets for p in parts]) if return_char_offsets else None,
+        )
+
+    def _encode_chunk(
+        self,
+        texts: List[str],
+        words_list: Optional[Sequence[Optional[Sequence[str]]]],
+        return_char_offsets: bool,
+    ) -> EncodedBatch:
         joined = "\n".join(texts)
         slow_rows: List[int] = []
         codepoints = None
@@ -363,7 +414,7 @@ class FastSentenceEncoder:
         fast_rows = [i for i in range(len(texts)) if i not in slow_set]
         fast_texts = [texts[i] for i in fast_rows]
         fast_words = None if words_list is None else [words_list[i] for i in fast_rows]
-        fast_batch = self.encode_batch(fast_texts, fast_words, return_char_offsets)
+        fast_batch = self._encode_chunk(fast_texts, fast_words, return_char_offsets)
         fast_ids = fast_batch.split()
         fast_offsets = (
             np.split(fast_batch.char_offsets, np.cumsum(fast_batch.lengths)[:-1])

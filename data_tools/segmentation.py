@@ -6,9 +6,11 @@ is a drop-in replacement for `jieba`: same words on real news text (tests/data_t
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import re
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 from data_tools.errors import ToolkitError
 
@@ -21,6 +23,7 @@ SEGMENTER_CHOICES = ("jieba", "rjieba")
 # these characters as part of a word-like block, so only words containing one of them can differ.
 _JIEBA_FINALSEG_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
 _BLOCK_PUNCTUATION = re.compile(r"[+#&._%\-]")
+_BLOCK_RUN = re.compile(r"[a-zA-Z0-9+#&._%\-]{2,}")
 _JIEBA_HAN = re.compile("[\u4e00-\u9fd5]")
 
 
@@ -48,26 +51,41 @@ def _rjieba_segmenter() -> WordSegmenter:
 
     def segment(text: str) -> List[str]:
         words = cut(text, True)
-        if _BLOCK_PUNCTUATION.search(text) is None:
+        spans = [m.span() for m in _BLOCK_RUN.finditer(text) if _BLOCK_PUNCTUATION.search(m.group())]
+        if not spans:
             return words
-        return _split_like_jieba(words, has_word)
+        return _split_like_jieba(words, spans, has_word)
 
     return segment
 
 
-def _split_like_jieba(words: List[str], has_word: Callable[[str], bool]) -> List[str]:
-    """Re-split rjieba's out-of-dictionary non-Han words the way jieba's HMM fallback does."""
+def _split_like_jieba(
+    words: List[str], spans: List[Tuple[int, int]], has_word: Callable[[str], bool]
+) -> List[str]:
+    """Re-split rjieba's out-of-dictionary non-Han words inside `spans` (text offsets) the way jieba's HMM does."""
+    ends = list(itertools.accumulate(map(len, words)))
+    replaced: Dict[int, List[str]] = {}
+    for start, end in spans:
+        index = bisect.bisect_right(ends, start)  # the word holding text[start]
+        while index < len(words) and ends[index] - len(words[index]) < end:
+            word = words[index]
+            if (
+                len(word) > 1
+                and _BLOCK_PUNCTUATION.search(word) is not None
+                and _JIEBA_HAN.search(word) is None
+                and not has_word(word)
+            ):
+                replaced[index] = [piece for piece in _JIEBA_FINALSEG_SKIP.split(word) if piece]
+            index += 1
+    if not replaced:
+        return words
     result: List[str] = []
-    for word in words:
-        if (
-            len(word) > 1
-            and _BLOCK_PUNCTUATION.search(word) is not None
-            and _JIEBA_HAN.search(word) is None
-            and not has_word(word)
-        ):
-            result.extend(piece for piece in _JIEBA_FINALSEG_SKIP.split(word) if piece)
-        else:
+    for index, word in enumerate(words):
+        pieces = replaced.get(index)
+        if pieces is None:
             result.append(word)
+        else:
+            result.extend(pieces)
     return result
 
 

@@ -102,10 +102,10 @@ class ScheduleConfig:
         return self.max_steps // self.eval_freq if self.eval_freq > 0 else 0
 
     def requested_samples(self) -> Tuple[int, int, int]:
-        """Samples the (train, valid, test) splits must provide (REFERENCE §5, without the spare evaluation)."""
+        """Samples the (train, valid, test) splits must provide (REFERENCE §5, without the spare evaluation; 0 = unused)."""
         per_eval = self.micro_batch_size * self.eval_micro_batches * self.data_world_size
         train = self.global_batch_size * self.max_steps
-        valid = per_eval * max(1, self.num_evaluations)
+        valid = per_eval * self.num_evaluations
         test = self.micro_batch_size * self.test_micro_batches * self.data_world_size
         return train, valid, test
 

@@ -216,9 +216,27 @@ class _Fp32Model:
         self.model.set_state_dict(converted)
 
 
+def _check_same_checkpoint_everywhere(directory: Optional[Path], runtime: Runtime) -> None:
+    """Every rank must resume from the same step: on several nodes output_dir has to be a shared filesystem."""
+    if runtime.world_size == 1:
+        return
+    from ernie_pretrain.checkpoint import read_meta
+
+    step = int(read_meta(directory)["global_step"]) if directory is not None else -1
+    extremes = paddle.to_tensor([step, -step], dtype="int64")
+    paddle.distributed.all_reduce(extremes, op=paddle.distributed.ReduceOp.MAX)
+    highest, lowest = int(extremes[0]), -int(extremes[1])
+    if highest != lowest:
+        raise ToolkitError(
+            f"--output_dir: the ranks found different checkpoints (global steps {lowest} to {highest}, -1 = none); "
+            "on several nodes put output_dir on a filesystem they all share"
+        )
+
+
 def restore_if_resuming(config, runtime: Runtime, parts: TrainingParts, state: TrainingState) -> Optional[str]:
     """Continue from `output_dir/model_last` (or its backup) when present; refuse incompatible resumes."""
     directory = find_resume_checkpoint(config.runtime.output_dir)
+    _check_same_checkpoint_everywhere(directory, runtime)
     if directory is None:
         return None
     from ernie_pretrain.checkpoint import read_meta

@@ -8,8 +8,10 @@ per-step lm/sop losses (`metrics.jsonl`, as the dygraph script) and the tokenize
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from paddlenlp.trainer.trainer_utils import PREFIX_CHECKPOINT_DIR, speed_metrics
 from paddlenlp.utils.batch_sampler import DistributedBatchSampler as NlpDistributedBatchSampler
 
 from data_tools.errors import ToolkitError
-from ernie_pretrain.checkpoint import save_tokenizer_clean
+from ernie_pretrain.checkpoint import check_resume_compatible, save_tokenizer_clean
 from ernie_pretrain.config import (
     LR_DECAY_STYLES,
     ModelSpec,
@@ -37,6 +39,17 @@ from ernie_pretrain.metrics_logger import MetricsLogger
 logger = logging.getLogger("ernie_pretrain")
 
 LOSS_NAMES = ("loss", "lm_loss", "sop_loss")
+# Shared builders name the dygraph flags in their errors; a Trainer user typed these instead.
+TRAINER_FLAG_NAMES = {
+    r"--max_seq_len\b": "--max_seq_length",
+    r"--warmup_rate\b": "--warmup_ratio",
+    r"--max_lr\b": "--learning_rate",
+    r"--min_lr\b": "--min_learning_rate",
+    r"--micro_batch_size\b": "--per_device_train_batch_size",
+    r"--grad_clip\b": "--max_grad_norm",
+    r"--global_batch_size\b": "--per_device_train_batch_size / --gradient_accumulation_steps",
+}
+TRAINING_ARGS_FILE = "training_args.bin"
 # The Trainer writes trainer_state.json, then the RNG states, last: a folder without both was cut short.
 TRAINER_STATE_FILE = "trainer_state.json"
 RNG_STATE_GLOB = "rng_state*.pth"
@@ -59,7 +72,9 @@ class ModelArguments:
     )
     model_config: Optional[str] = field(
         default=None,
-        metadata={"help": "Model config overrides: a JSON file, a JSON object, or 'hidden_size=64,num_hidden_layers=2'."},
+        metadata={
+            "help": "Model config overrides: a JSON file, a JSON object, or 'hidden_size=64,num_hidden_layers=2'."
+        },
     )
     binary_head: bool = field(default=True, metadata={"help": "Sentence-order prediction head and loss."})
     hidden_dropout_prob: float = field(default=0.1, metadata={"help": "Hidden dropout probability."})
@@ -157,7 +172,11 @@ def parse_trainer_args(
     except ValueError as error:
         # TrainingArguments.__post_init__ and the unused-flags check raise ValueError with multi-line text.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ToolkitError(first_line.replace("Some specified arguments are not used by the PdArgumentParser", "unrecognized arguments")) from None
+        raise ToolkitError(
+            first_line.replace(
+                "Some specified arguments are not used by the PdArgumentParser", "unrecognized arguments"
+            )
+        ) from None
     _validate_training_args(training_args)
     return model_args, data_args, training_args
 
@@ -231,7 +250,7 @@ def to_pretrain_config(
         adam_epsilon=training_args.adam_epsilon,
     )
     schedule = ScheduleConfig(
-        global_batch_size=micro_batch_size * accumulate_steps * data_world_size,
+        global_batch_size=global_batch_size(training_args),
         micro_batch_size=micro_batch_size,
         accumulate_steps=accumulate_steps,
         data_world_size=data_world_size,
@@ -284,7 +303,9 @@ def requested_samples(
     return train, valid, test
 
 
-def valid_offset(global_step: int, eval_steps: int, eval_iters: int, eval_batch_size: int, data_world_size: int) -> int:
+def valid_offset(
+    global_step: int, eval_steps: int, eval_iters: int, eval_batch_size: int, data_world_size: int
+) -> int:
     """Valid samples consumed by the evaluations before the one at `global_step` (no off-by-one, REFERENCE §18.3)."""
     evaluations_done = max(0, (global_step - 1) // eval_steps) if eval_steps > 0 else 0
     return evaluations_done * eval_iters * eval_batch_size * data_world_size
@@ -324,7 +345,9 @@ class CriterionWrapper(paddle.nn.Layer):
         else:
             prediction_scores, sop_scores = outputs, None
         masked_lm_labels, next_sentence_labels = labels
-        total, lm_loss, sop_loss = self.criterion(prediction_scores, sop_scores, masked_lm_labels, next_sentence_labels)
+        total, lm_loss, sop_loss = self.criterion(
+            prediction_scores, sop_scores, masked_lm_labels, next_sentence_labels
+        )
         mode = "train" if paddle.is_grad_enabled() else "eval"
         # Kept on the device: a float() here would synchronise the GPU on every micro-batch.
         parts = paddle.stack([total.detach(), lm_loss.detach(), sop_loss.detach()]).astype("float32")
@@ -446,7 +469,10 @@ class PretrainingCallback(TrainerCallback):
         split = "test" if any(key.startswith("test_") for key in metrics) else "valid"
         prefix = "test" if split == "test" else "eval"
         self.metrics.log_eval(
-            split, state.global_step, dict(zip(LOSS_NAMES, means)), float(metrics.get(f"{prefix}_samples_per_second", 0))
+            split,
+            state.global_step,
+            dict(zip(LOSS_NAMES, means)),
+            float(metrics.get(f"{prefix}_samples_per_second", 0)),
         )
 
     def on_save(self, args, state, control, **kwargs):
@@ -487,6 +513,26 @@ def find_resume_checkpoint(training_args: PreTrainingArguments) -> Optional[str]
         if step.isdigit() and (directory / TRAINER_STATE_FILE).is_file() and any(directory.glob(RNG_STATE_GLOB)):
             complete.append((int(step), directory))
     return str(max(complete)[1]) if complete else None
+
+
+def global_batch_size(args: TrainingArguments) -> int:
+    """Samples per optimizer step: per-device batch x accumulation x data-parallel ranks."""
+    return args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.dataset_world_size)
+
+
+def check_checkpoint_compatible(checkpoint: str, training_args: PreTrainingArguments) -> None:
+    """Refuse a resume whose global batch differs: the Trainer would silently seek to step x the new batch size."""
+    path = Path(checkpoint) / TRAINING_ARGS_FILE
+    if not path.is_file():
+        return
+    saved = paddle.load(str(path))
+    if not hasattr(saved, "per_device_train_batch_size"):
+        return
+    check_resume_compatible(
+        {"global_batch_size": global_batch_size(saved)},
+        {"global_batch_size": global_batch_size(training_args)},
+        checkpoint,
+    )
 
 
 @dataclass
@@ -545,10 +591,29 @@ def runtime_from_args(training_args: PreTrainingArguments):
     )
 
 
+@contextlib.contextmanager
+def trainer_flag_names():
+    """Re-raise ToolkitErrors of the shared builders with the Trainer's flag names."""
+    try:
+        yield
+    except ToolkitError as error:
+        message = str(error)
+        for pattern, flag in TRAINER_FLAG_NAMES.items():
+            message = re.sub(pattern, flag, message)
+        raise ToolkitError(message) from None
+
+
 def run_trainer(
     model_args: ModelArguments, data_args: DataArguments, training_args: PreTrainingArguments
 ) -> TrainerRunResult:
     """Config -> tokenizer, model, scheduler, datasets -> PretrainingTrainer: train (resuming), evaluate, test."""
+    with trainer_flag_names():
+        return _run_trainer(model_args, data_args, training_args)
+
+
+def _run_trainer(
+    model_args: ModelArguments, data_args: DataArguments, training_args: PreTrainingArguments
+) -> TrainerRunResult:
     from data_tools.collate import CollateForPretraining
     from ernie_pretrain.data import load_pretraining_tokenizer
     from ernie_pretrain.lr_schedule import build_lr_scheduler
@@ -558,6 +623,8 @@ def run_trainer(
     config = to_pretrain_config(model_args, data_args, training_args)
     runtime = runtime_from_args(training_args)
     resume_from = find_resume_checkpoint(training_args)
+    if resume_from is not None:
+        check_checkpoint_compatible(resume_from, training_args)
     prepare_output_dir(config, runtime)
     tokenizer = load_pretraining_tokenizer(config.model.tokenizer_source)
     metrics = MetricsLogger(config.runtime.output_dir, runtime.is_main, use_visualdl=False)
@@ -572,7 +639,9 @@ def run_trainer(
             model=model,
             criterion=wrapper,
             args=training_args,
-            data_collator=CollateForPretraining(config.data.max_seq_length, tokenizer.pad_token_id, trainer_style=True),
+            data_collator=CollateForPretraining(
+                config.data.max_seq_length, tokenizer.pad_token_id, trainer_style=True
+            ),
             train_dataset=train if training_args.do_train else None,
             eval_dataset=valid if training_args.do_eval else None,
             optimizers=(None, build_lr_scheduler(config.optim)),
@@ -591,4 +660,3 @@ def run_trainer(
             test_metrics = trainer.evaluate(eval_dataset=test, metric_key_prefix="test")
         metrics.close()
         return TrainerRunResult(trainer.state.global_step, resume_from, list(trainer.state.log_history), test_metrics)
-

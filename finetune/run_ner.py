@@ -153,7 +153,11 @@ def predict(
     """Write `test_predictions.jsonl`; with gold tags also `test_results.json` (entity P/R/F1)."""
     examples = test[0]
     # Labels are left out so that prediction never needs them; metrics are computed here on whole sentences.
-    output = trainer.predict([{k: v for k, v in f.model_inputs().items() if k != "labels"} for f in features])
+    dataloader = trainer.get_test_dataloader(
+        [{k: v for k, v in f.model_inputs().items() if k != "labels"} for f in features]
+    )
+    # Trainer.predict drops the outputs when the Trainer has no compute_metrics (no --do_eval): run the loop directly.
+    output = trainer.evaluation_loop(dataloader, description="Prediction", prediction_loss_only=False)
     logits = output.predictions[0] if isinstance(output.predictions, (tuple, list)) else output.predictions
     predicted = predicted_word_tags(logits, features, label_list)
     path = write_predictions(out / "test_predictions.jsonl", examples, predicted)

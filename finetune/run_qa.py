@@ -96,6 +96,12 @@ class QaEvalSet:
         )
 
 
+def predict_logits(trainer: Any, features: List[Dict[str, Any]]) -> Any:
+    """Model outputs for `features` (Trainer.predict skips them when the Trainer has no compute_metrics)."""
+    dataloader = trainer.get_test_dataloader(features)
+    return trainer.evaluation_loop(dataloader, description="Prediction", prediction_loss_only=False).predictions
+
+
 def load_split(data_args: Any, split: str) -> Tuple[List[QaExample], str]:
     """(examples, where) of train/dev/test from the local SQuAD file when given, else the named dataset."""
     file_attr = {"train": "train_file", "dev": "dev_file", "test": "test_file"}[split]
@@ -198,8 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def predict(trainer: Any, test_set: QaEvalSet, out: Path) -> None:
     """Write `test_predictions.json` ({id: answer}); with reference answers also `test_results.json` (EM/F1)."""
-    output = trainer.predict(test_set.inputs())
-    answers = test_set.answers(output.predictions)
+    answers = test_set.answers(predict_logits(trainer, test_set.inputs()))
     path = write_predictions(out / "test_predictions.json", test_set.examples, answers)
     logger.info("wrote %d answers to %s", len(answers), path)
     if any(example.answers for example in test_set.examples):

@@ -3,5 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export CUDA_VISIBLE_DEVICES=""
 exec .venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"

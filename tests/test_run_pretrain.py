@@ -183,19 +183,7 @@ def _launch(args, cwd, env_extra=None):
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.slow
-def test_two_process_data_parallel_matches_one_process_with_accumulation(tmp_path, corpus_dir, vocab_path):
-    common = dict(
-        max_steps=4,
-        micro_batch_size=2,
-        global_batch_size=4,
-        eval_freq=2,
-        eval_iters=1,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    single, parallel = tmp_path / "single", tmp_path / "parallel"
-    assert run_pretrain.main(tiny_argv(corpus_dir, str(single), str(vocab_path), **common)) == 0
+def _launch_two_processes(argv, log_dir):
     result = _launch(
         [
             "-m",
@@ -203,18 +191,41 @@ def test_two_process_data_parallel_matches_one_process_with_accumulation(tmp_pat
             "--nproc_per_node",
             "2",
             "--log_dir",
-            str(tmp_path / "log"),
+            str(log_dir),
             "run_pretrain.py",
-            *tiny_argv(corpus_dir, str(parallel), str(vocab_path), **common),
+            *argv,
         ],
         REPO,
     )
-    logs = "".join(p.read_text() for p in sorted((tmp_path / "log").glob("*"))) if (tmp_path / "log").exists() else ""
+    logs = "".join(p.read_text() for p in sorted(Path(log_dir).glob("*"))) if Path(log_dir).exists() else ""
     assert result.returncode == 0, (result.stderr + logs)[-3000:]
+
+
+@pytest.mark.slow
+def test_two_process_data_parallel_matches_one_process_with_accumulation_and_resumes(tmp_path, corpus_dir, vocab_path):
+    common = dict(
+        max_steps=4,
+        micro_batch_size=2,
+        global_batch_size=4,
+        eval_freq=2,
+        eval_iters=1,
+        save_steps=2,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    single, parallel, resumed = tmp_path / "single", tmp_path / "parallel", tmp_path / "resumed"
+    assert run_pretrain.main(tiny_argv(corpus_dir, str(single), str(vocab_path), **common)) == 0
+    _launch_two_processes(tiny_argv(corpus_dir, str(parallel), str(vocab_path), **common), tmp_path / "log")
     for split in ("train", "valid", "test"):
         expected, got = losses(single, split), losses(parallel, split)
         assert [s for s, _ in got] == [s for s, _ in expected]
         assert [loss for _, loss in got] == pytest.approx([loss for _, loss in expected], rel=1e-5, abs=1e-5)
+    # Both ranks resume from rank 0's step-2 checkpoint and continue exactly (no dropout).
+    resumed.mkdir()
+    shutil.copytree(parallel / "model_2", resumed / "model_last")
+    _launch_two_processes(tiny_argv(corpus_dir, str(resumed), str(vocab_path), **common), tmp_path / "log2")
+    assert losses(resumed) == losses(parallel)[2:]
+    assert losses(resumed, "test") == losses(parallel, "test")
 
 
 def test_recompute_gives_the_same_losses(tmp_path, corpus_dir, vocab_path):

@@ -282,3 +282,49 @@ def test_continue_training_from_static_or_converted_weights_starts_from_them(
     # The same weights through either loader give the same first step, and not a fresh model's (~10.7).
     assert first_losses["model_6"] == first_losses["converted"]
     assert first_losses["model_6"] < read_metrics(str(straight_dir), "train")[0]["loss"]
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# Records the launch command instead of running it; helper commands (python -c / -m data_tools...) really run.
+if [ "$1" = "-c" ] || {{ [ "$1" = "-m" ] && [ "$2" != "paddle.distributed.launch" ]; }}; then
+  exec {python} "$@"
+fi
+printf '%s\\n' "$@" > {record}
+"""
+
+
+def launcher_argv(tmp_path, env_overrides, *extra) -> list:
+    """Run run_gb512_s1m_static.sh with a recording stand-in for python; returns the argv it would have run."""
+    record = tmp_path / "argv.txt"
+    fake = tmp_path / "fake_python"
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable, record=record))
+    fake.chmod(0o755)
+    env = dict(os.environ, PYTHON=str(fake), **env_overrides)
+    subprocess.run(["bash", str(REPO / "run_gb512_s1m_static.sh"), *extra], env=env, check=True, timeout=60)
+    return record.read_text().splitlines()
+
+
+def test_launcher_gpu_recipe_parses_with_the_shared_flags(tmp_path):
+    from args import parse_pretraining_args
+
+    argv = launcher_argv(tmp_path, {"GPUS": "0,1", "OUTPUT_DIR": str(tmp_path / "out")}, "--max_steps", "77")
+    assert argv[:6] == ["-u", "-m", "paddle.distributed.launch", "--gpus", "0,1", "--log_dir"]
+    script = argv.index("run_pretrain_static.py")
+    config = parse_pretraining_args(argv[script + 1 :], world_size=2)
+    # The original's recipe, with the data-parallel degree following GPUS and "$@" forwarded last.
+    assert (config.schedule.global_batch_size, config.schedule.micro_batch_size) == (512, 64)
+    assert config.schedule.accumulate_steps == 4
+    assert config.schedule.max_steps == 77
+    assert (config.optim.max_lr, config.optim.min_lr, config.optim.decay_steps) == (1e-4, 1e-5, 990000)
+    assert (config.runtime.device, config.runtime.use_amp, config.data.max_seq_length) == ("gpu", True, 512)
+    assert config.model.model_name_or_path == "ernie-1.0-base-zh"
+
+
+def test_launcher_smoke_mode_runs_on_cpu_with_the_tiny_model(tmp_path, tiny_prefix):
+    from args import parse_pretraining_args
+
+    argv = launcher_argv(tmp_path, {"SMOKE": "1", "INPUT_DIR": tiny_prefix, "OUTPUT_DIR": str(tmp_path / "o")})
+    assert argv[0] == "run_pretrain_static.py"
+    config = parse_pretraining_args(argv[1:], world_size=1)
+    assert (config.runtime.device, config.schedule.max_steps, config.data.input_dir) == ("cpu", 20, tiny_prefix)
+    assert config.model.model_config.startswith("hidden_size=64,num_hidden_layers=2")

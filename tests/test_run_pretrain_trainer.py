@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +20,15 @@ from ernie_pretrain.metrics_logger import read_metrics
 from ernie_pretrain.trainer import ResumableBatchSampler, requested_samples, valid_offset
 from tests.ernie_pretrain.helpers import TINY_MODEL
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture
 def corpus_dir(tiny_prefix):
     return str(Path(tiny_prefix).parent)
 
 
-def trainer_argv(corpus: str, output_dir: str, vocab: str, *extra: str, **overrides) -> list:
+def trainer_argv(corpus: str, output_dir: str, vocab: str, *extra: str, do=("train", "eval", "predict"), **overrides):
     """Trainer flags for the tiny config on CPU; `overrides` replace defaults (value None drops the flag)."""
     flags = {
         "model_name_or_path": "ernie-1.0",
@@ -54,7 +59,7 @@ def trainer_argv(corpus: str, output_dir: str, vocab: str, *extra: str, **overri
     for key, value in flags.items():
         if value is not None:
             argv += [f"--{key}", str(value)]
-    return argv + ["--do_train", "--do_eval", "--do_predict", *extra]
+    return argv + [f"--do_{what}" for what in do] + list(extra)
 
 
 def records(output_dir, split="train"):
@@ -63,8 +68,16 @@ def records(output_dir, split="train"):
 
 def test_trainer_lowers_the_mlm_loss_and_writes_checkpoints(tmp_path, corpus_dir, vocab_path):
     out = tmp_path / "out"
-    argv = trainer_argv(corpus_dir, str(out), str(vocab_path), max_steps=30, eval_steps=15, save_steps=15,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    argv = trainer_argv(
+        corpus_dir,
+        str(out),
+        str(vocab_path),
+        max_steps=30,
+        eval_steps=15,
+        save_steps=15,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     assert run_pretrain_trainer.main(argv) == 0
     lm = [r[2] for r in records(out)]
     assert len(lm) == 30
@@ -86,8 +99,9 @@ def test_trainer_lowers_the_mlm_loss_and_writes_checkpoints(tmp_path, corpus_dir
 
 def test_resume_from_half_way_matches_the_straight_run_exactly(tmp_path, corpus_dir, vocab_path):
     """The strongest equality the Trainer allows: with dropout on, a run resumed from checkpoint-4 repeats the straight
-    run's steps 5-8 bit for bit (losses, eval and test losses, final weights). The Trainer restores the optimizer,
-    scheduler and RNG states; our sampler is positioned once at 4 x 4 consumed samples."""
+    run's steps 5-8 bit for bit (train, eval and test losses, final weights). The Trainer restores the optimizer,
+    scheduler and RNG states; our sampler is positioned once at 4 x 4 consumed samples. Logging every step matters:
+    the Trainer does not checkpoint its running loss sum, so a log interval spanning the checkpoint cannot match."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert run_pretrain_trainer.main(trainer_argv(corpus_dir, str(straight), str(vocab_path))) == 0
     # A run stopped after step 4 left exactly this checkpoint behind; it is picked up without any flag.
@@ -102,3 +116,181 @@ def test_resume_from_half_way_matches_the_straight_run_exactly(tmp_path, corpus_
     assert sorted(final_straight) == sorted(final_resumed)
     for key, value in final_straight.items():
         np.testing.assert_array_equal(np.asarray(value), np.asarray(final_resumed[key]), err_msg=key)
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--bogus", "1"], "error: unrecognized arguments: ['--bogus', '1']"),
+        (
+            ["--min_learning_rate", "1", "--learning_rate", "0.1"],
+            "error: --min_learning_rate 1.0 must not exceed --learning_rate 0.1",
+        ),
+        (["--lr_decay_style", "poly"], "error: --lr_decay_style must be one of linear, cosine, none, got 'poly'"),
+        (["--max_seq_length", "4"], "error: --max_seq_length must be at least 8, got 4"),
+        (["--max_seq_length", "256"], "error: --max_seq_length 256 exceeds the model's max_position_embeddings 128"),
+        (
+            ["--max_steps", "-1"],
+            "error: --max_steps must be positive, got -1 (the datasets are sized from it; epochs are not used)",
+        ),
+        (["--model_type", "bert"], "error: --model_type bert: only ernie is supported"),
+        (
+            ["--resume_from_checkpoint", "/no/such"],
+            "error: --resume_from_checkpoint /no/such: not a Trainer checkpoint (no trainer_state.json there)",
+        ),
+        (["--input_dir", "/no/such/dir"], "error: --input_dir /no/such/dir: neither a directory nor a data prefix"),
+        (
+            ["--tokenizer_name_or_path", "/no/such/vocab.txt"],
+            "error: --tokenizer_name_or_path /no/such/vocab.txt: vocabulary file not found",
+        ),
+        (
+            ["--continue_training", "true"],
+            "error: --continue_training needs trained weights: --model_name_or_path ernie-1.0 is a built-in config",
+        ),
+        (["--fp16", "true", "--bf16", "true"], "error: At most one of fp16 and bf16 can be True, but not both"),
+    ],
+)
+def test_bad_arguments_fail_with_one_line(tmp_path, corpus_dir, vocab_path, extra, message, capsys):
+    argv = trainer_argv(corpus_dir, str(tmp_path / "o"), str(vocab_path), *extra)
+    assert run_cli(run_pretrain_trainer.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_nothing_to_do_is_an_error(tmp_path, corpus_dir, vocab_path, capsys):
+    argv = [a for a in trainer_argv(corpus_dir, str(tmp_path), str(vocab_path)) if not a.startswith("--do_")]
+    assert run_cli(run_pretrain_trainer.main, argv) == 2
+    assert capsys.readouterr().err == "error: nothing to do: pass --do_train (and/or --do_eval, --do_predict)\n"
+
+
+def test_sampler_is_positioned_once_by_the_trainer():
+    sampler = ResumableBatchSampler(num_samples=40, micro_batch_size=2, data_rank=1, data_world_size=2)
+    assert len(sampler) == 10 and next(iter(sampler)) == [2, 3]
+    # What Trainer._inner_training_loop does on resume (step 3 x global batch 4), instead of dropping batches.
+    sampler.set_epoch(consumed_samples=12)
+    assert list(sampler) == [[14, 15], [18, 19], [22, 23], [26, 27], [30, 31], [34, 35], [38, 39]]
+    # The Trainer's epoch bookkeeping reads the length of the whole epoch, not of the remainder.
+    assert len(sampler) == 10
+
+
+def test_sample_counts_and_valid_offset():
+    schedule = ScheduleConfig(
+        global_batch_size=16,
+        micro_batch_size=4,
+        accumulate_steps=2,
+        data_world_size=2,
+        max_steps=100,
+        eval_freq=30,
+        eval_iters=5,
+    )
+    # train: global batch x steps; valid: eval batch x world x eval_iters per evaluation (3); test: 10 evaluations.
+    assert requested_samples(schedule, eval_batch_size=8, eval_iters=5, do_eval=True, do_predict=True) == (
+        1600,
+        8 * 2 * 5 * 3,
+        8 * 2 * 5 * 10,
+    )
+    assert requested_samples(schedule, 8, 5, do_eval=False, do_predict=False) == (1600, 0, 0)
+    # The evaluation at step 30 reads from 0, the one at 60 after one evaluation, a resumed one at 61+ after two.
+    assert [valid_offset(step, 30, 5, 8, 2) for step in (0, 30, 60, 61, 90)] == [0, 0, 80, 160, 160]
+
+
+def test_continue_training_loads_the_checkpoint_weights(tmp_path, corpus_dir, vocab_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = dict(max_steps=2, save_steps=2, eval_steps=2, eval_iters=1)
+    assert run_pretrain_trainer.main(trainer_argv(corpus_dir, str(first), str(vocab_path), **common)) == 0
+    # The original read an undeclared args.continue_training (REFERENCE §18.11). Evaluating the loaded weights at
+    # step 0 reads the same valid batch as the first run's evaluation at step 2: the losses must be identical.
+    argv = trainer_argv(
+        corpus_dir,
+        str(second),
+        str(vocab_path),
+        model_name_or_path=str(first / "checkpoint-2"),
+        model_config=None,
+        continue_training="true",
+        eval_iters=1,
+        do=("eval",),
+    )
+    assert run_pretrain_trainer.main(argv) == 0
+    assert records(second, "valid") == [(0, *records(first, "valid")[0][1:])]
+
+
+def test_resume_with_another_global_batch_is_refused(tmp_path, corpus_dir, vocab_path, capsys):
+    out = tmp_path / "out"
+    common = dict(max_steps=2, save_steps=2, eval_steps=2, eval_iters=1)
+    assert run_pretrain_trainer.main(trainer_argv(corpus_dir, str(out), str(vocab_path), **common)) == 0
+    capsys.readouterr()
+    argv = trainer_argv(corpus_dir, str(out), str(vocab_path), per_device_train_batch_size=2, **common)
+    assert run_cli(run_pretrain_trainer.main, argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out / 'checkpoint-2'}: cannot resume: global_batch_size changed (4 -> 2); restore "
+        "--per_device_train_batch_size / --gradient_accumulation_steps or use a new --output_dir\n"
+    )
+
+
+@pytest.mark.slow
+def test_launcher_smoke_mode(tmp_path, corpus_dir):
+    env = {key: value for key, value in os.environ.items() if key != "CUDA_VISIBLE_DEVICES"}
+    env.update(
+        SMOKE="1",
+        INPUT_DIR=corpus_dir,
+        OUTPUT_DIR=str(tmp_path / "smoke"),
+        SPLIT="8,1,1",
+        MAX_STEPS="4",
+        SAVE_STEPS="2",
+        EVAL_STEPS="2",
+        LOGGING_STEPS="1",
+        MAX_SEQ_LENGTH="64",
+        PYTHON=sys.executable,
+    )
+    result = subprocess.run(
+        ["bash", str(REPO / "run_gb512_s1m_trainer.sh")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r[0] for r in records(tmp_path / "smoke")] == [1, 2, 3, 4]
+    assert [r[0] for r in records(tmp_path / "smoke", "valid")] == [2, 4]
+    assert sorted(p.name for p in (tmp_path / "smoke").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+
+
+def _launch(args, env_extra=None):
+    # paddle.distributed.launch treats any CUDA_VISIBLE_DEVICES (even empty) as "GPU job" and fails on a CPU build.
+    env = {key: value for key, value in os.environ.items() if key != "CUDA_VISIBLE_DEVICES"}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_two_process_data_parallel_matches_one_process_with_accumulation(tmp_path, corpus_dir, vocab_path):
+    """2 ranks x batch 2 and 1 rank x batch 2 x 2 accumulation steps read the same samples and average the same
+    per-micro-batch losses, so every logged loss agrees up to float summation order."""
+    common = dict(
+        max_steps=4,
+        per_device_train_batch_size=2,
+        per_device_eval_batch_size=2,
+        eval_steps=2,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    single, parallel = tmp_path / "single", tmp_path / "parallel"
+    argv = trainer_argv(
+        corpus_dir, str(single), str(vocab_path), gradient_accumulation_steps=2, eval_iters=2, **common
+    )
+    result = _launch(["run_pretrain_trainer.py", *argv])
+    assert result.returncode == 0, result.stderr[-3000:]
+    argv = trainer_argv(corpus_dir, str(parallel), str(vocab_path), eval_iters=1, do=("train", "eval"), **common)
+    result = _launch(
+        [
+            "-m",
+            "paddle.distributed.launch",
+            "--nproc_per_node",
+            "2",
+            "--log_dir",
+            str(tmp_path / "log"),
+            "run_pretrain_trainer.py",
+            *argv,
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for split in ("train", "valid"):
+        expected, got = records(single, split), records(parallel, split)
+        assert [r[0] for r in got] == [r[0] for r in expected]
+        assert [r[1:] for r in got] == [pytest.approx(r[1:], rel=1e-5, abs=1e-5) for r in expected]

@@ -124,7 +124,9 @@ def test_long_context_windows_label_the_answer_where_it_fits(tokenizer):
     context = "甲乙丙丁戊己庚辛壬癸" * 8 + "答案在这里" + "子丑寅卯" * 10
     start = context.find("答案在这里")
     example = QaExample("x", "答案在哪?", context, ["答案在这里"], [start])
-    features = build_features([example], tokenizer, max_seq_length=32, doc_stride=12, max_query_length=4, with_labels=True)
+    features = build_features(
+        [example], tokenizer, max_seq_length=32, doc_stride=12, max_query_length=4, with_labels=True
+    )
     assert len(features) > 5 and all(len(f.input_ids) <= 32 for f in features)
     labelled = [f for f in features if f.start_position > 0]
     assert labelled  # the answer lies wholly inside at least one window
@@ -137,7 +139,9 @@ def test_long_context_windows_label_the_answer_where_it_fits(tokenizer):
             assert context[begin:end] == "答案在这里"
         else:
             assert feature.end_position == 0
-    with pytest.raises(ToolkitError, match=r"^--max_seq_length 8 leaves no room for the context after a 5-token question"):
+    with pytest.raises(
+        ToolkitError, match=r"^--max_seq_length 8 leaves no room for the context after a 5-token question"
+    ):
         build_features([example], tokenizer, max_seq_length=8, doc_stride=4, max_query_length=6)
 
 

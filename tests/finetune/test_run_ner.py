@@ -88,7 +88,10 @@ def test_export_predicts_like_the_trained_model(finetuned, msra_files):
     inputs = [{"input_ids": f.input_ids, "token_type_ids": f.token_type_ids} for f in features]
     logits = model.run(pad_batch(inputs, model.tokenizer.pad_token_id, model.input_names))[0]
     for row, record in enumerate(records):
-        assert decode_entities(words[row], logits[row], features[row].word_ids, config["label_list"]) == record["entities"]
+        assert (
+            decode_entities(words[row], logits[row], features[row].word_ids, config["label_list"])
+            == record["entities"]
+        )
 
 
 @pytest.mark.slow

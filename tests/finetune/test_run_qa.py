@@ -13,7 +13,16 @@ from finetune.question_answering import qa_metrics, read_squad_file
 from finetune.run_qa import load_split, main
 from tests.finetune.tiny_checkpoint import read_json, write_tiny_pretraining_checkpoint
 
-WINDOW_FLAGS = ["--max_seq_length", "128", "--doc_stride", "64", "--max_query_length", "32", "--max_answer_length", "20"]
+WINDOW_FLAGS = [
+    "--max_seq_length",
+    "128",
+    "--doc_stride",
+    "64",
+    "--max_query_length",
+    "32",
+    "--max_answer_length",
+    "20",
+]
 TRAIN_FLAGS = WINDOW_FLAGS + [
     "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "64", "--learning_rate", "2e-3",
     "--warmup_ratio", "0.1", "--logging_steps", "50", "--report_to", "none", "--disable_tqdm", "true", "--seed", "7",
@@ -133,7 +142,10 @@ def test_bad_inputs_give_one_line_errors(tmp_path, checkpoint, capsys):
             ["--do_train", "--train_file", str(long_question), "--max_seq_length", "16", "--max_query_length", "64"],
             "--max_seq_length 16 leaves no room for the context after a 40-token question",
         ),
-        (["--do_train", "--train_file", str(long_question), "--doc_stride", "0"], "--doc_stride 0: must be at least 1"),
+        (
+            ["--do_train", "--train_file", str(long_question), "--doc_stride", "0"],
+            "--doc_stride 0: must be at least 1",
+        ),
     ]
     for flags, message in cases:
         assert run_cli(main, flags + common) == 2
@@ -150,7 +162,16 @@ def test_long_context_trains_through_windows(tmp_path, checkpoint):
     output_dir = tmp_path / "out"
     argv = ["--do_train", "--do_predict", "--model_name_or_path", str(checkpoint), "--train_file", str(train)]
     argv += ["--test_file", str(train), "--output_dir", str(output_dir), "--max_steps", "3"]
-    argv += ["--max_seq_length", "48", "--doc_stride", "16", "--per_device_train_batch_size", "8", "--report_to", "none"]
+    argv += [
+        "--max_seq_length",
+        "48",
+        "--doc_stride",
+        "16",
+        "--per_device_train_batch_size",
+        "8",
+        "--report_to",
+        "none",
+    ]
     assert main(argv) == 0
     predictions = json.loads((output_dir / "test_predictions.json").read_text(encoding="utf-8"))
     assert sorted(predictions) == [f"q{i}" for i in range(8)]
