@@ -1,7 +1,7 @@
 """ERNIE 1.0 pretraining with the paddlenlp Trainer. Single process: `python run_pretrain_trainer.py --do_train ...`;
 data parallel: `python -m paddle.distributed.launch --nproc_per_node N run_pretrain_trainer.py ...` (GPUs: `--gpus`).
 
-Flags are paddlenlp's TrainingArguments plus ModelArguments / DataArguments / PreTrainingArguments of
+Flags are paddlenlp's TrainingArguments plus the ModelArguments / DataArguments / PreTrainingArguments of
 `ernie_pretrain.trainer`. A run resumes from the newest complete `output_dir/checkpoint-<step>` unless
 `--overwrite_output_dir` is given, or from `--resume_from_checkpoint <dir>`.
 """
@@ -11,18 +11,18 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
+import paddle
+
 from data_tools.errors import run_cli
+from ernie_pretrain.runtime import launched_world_size, set_cpu_threads, setup_logging
+from ernie_pretrain.trainer import parse_trainer_args, run_trainer
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Parse the three argument groups, set up ranks/threads/logging, then train, evaluate and test."""
-    import paddle
-
-    from ernie_pretrain.runtime import launched_world_size, set_cpu_threads, setup_logging
-    from ernie_pretrain.trainer import parse_trainer_args, run_trainer
-
     world_size = launched_world_size()
     if world_size > 1:
+        # Before parsing: TrainingArguments reads the parallel environment when it is constructed.
         paddle.distributed.init_parallel_env()
     model_args, data_args, training_args = parse_trainer_args(argv)
     setup_logging(training_args.process_index <= 0)

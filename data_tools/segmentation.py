@@ -51,6 +51,8 @@ def _rjieba_segmenter() -> WordSegmenter:
 
     def segment(text: str) -> List[str]:
         words = cut(text, True)
+        if _BLOCK_PUNCTUATION.search(text) is None:
+            return words
         spans = [m.span() for m in _BLOCK_RUN.finditer(text) if _BLOCK_PUNCTUATION.search(m.group())]
         if not spans:
             return words
@@ -59,9 +61,7 @@ def _rjieba_segmenter() -> WordSegmenter:
     return segment
 
 
-def _split_like_jieba(
-    words: List[str], spans: List[Tuple[int, int]], has_word: Callable[[str], bool]
-) -> List[str]:
+def _split_like_jieba(words: List[str], spans: List[Tuple[int, int]], has_word: Callable[[str], bool]) -> List[str]:
     """Re-split rjieba's out-of-dictionary non-Han words inside `spans` (text offsets) the way jieba's HMM does."""
     ends = list(itertools.accumulate(map(len, words)))
     replaced: Dict[int, List[str]] = {}

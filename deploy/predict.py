@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_seq_length", type=int, default=None, help="Default: the export's max_seq_length.")
     parser.add_argument("--batch_size", type=int, default=8, help="Inputs per predictor run.")
     parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="Default: gpu if available, else cpu.")
-    parser.add_argument("--cpu_threads", type=int, default=2, help="Math library threads on CPU.")
+    parser.add_argument(
+        "--cpu_threads", type=int, default=None, help="Math library threads on CPU (default: min(10, CPU count))."
+    )
     parser.add_argument("--enable_mkldnn", action="store_true", help="Use oneDNN kernels on CPU.")
     return parser
 

@@ -7,6 +7,7 @@ An export directory holds `inference.json` (PIR program; a legacy export has `in
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -70,7 +71,14 @@ def resolve_device(device: Optional[str]) -> str:
     return device
 
 
-def create_predictor(model_dir: str, device: str = "cpu", cpu_threads: int = 1, enable_mkldnn: bool = False) -> Any:
+def default_cpu_threads() -> int:
+    """The original's 10 threads, capped at the CPU count: more threads than cores slows every run down."""
+    return max(1, min(10, os.cpu_count() or 1))
+
+
+def create_predictor(
+    model_dir: str, device: str = "cpu", cpu_threads: Optional[int] = None, enable_mkldnn: bool = False
+) -> Any:
     """A paddle.inference predictor for the export in `model_dir` (feed/fetch ops off, IR optimisations on)."""
     from paddle import inference
 
@@ -80,7 +88,7 @@ def create_predictor(model_dir: str, device: str = "cpu", cpu_threads: int = 1, 
         config.enable_use_gpu(100, 0)
     else:
         config.disable_gpu()
-        config.set_cpu_math_library_num_threads(max(1, int(cpu_threads)))
+        config.set_cpu_math_library_num_threads(max(1, int(cpu_threads or default_cpu_threads())))
         if enable_mkldnn:
             config.enable_mkldnn()
             config.set_mkldnn_cache_capacity(10)
@@ -138,7 +146,11 @@ class ExportedModel:
 
     @classmethod
     def load(
-        cls, model_dir: str, device: Optional[str] = None, cpu_threads: int = 1, enable_mkldnn: bool = False
+        cls,
+        model_dir: str,
+        device: Optional[str] = None,
+        cpu_threads: Optional[int] = None,
+        enable_mkldnn: bool = False,
     ) -> "ExportedModel":
         """Check the export directory, then build the predictor and tokenizer."""
         find_model_files(model_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,19 +103,17 @@ class PretrainingData:
 def build_datasets(
     config, tokenizer, data_rank: int = 0, local_rank: int = 0, global_rank: int = 0
 ) -> Tuple[Any, Any, Any]:
-    """(train, valid, test) datasets sized per REFERENCE §5 via data_tools.dataset_utils."""
+    """(train, valid, test) datasets sized per REFERENCE §5 via data_tools.dataset_utils (None for an empty split)."""
     from data_tools.dataset_utils import build_train_valid_test_datasets
 
-    num_samples = config.schedule.requested_samples()
-    candidates = {
-        "num_samples": num_samples,
-        "data_rank": data_rank,
-        "local_rank": local_rank,
-        "global_rank": global_rank,
-    }
-    accepted = inspect.signature(build_train_valid_test_datasets).parameters
-    kwargs = {key: value for key, value in candidates.items() if key in accepted}
-    return build_train_valid_test_datasets(config.data, tokenizer, **kwargs)
+    return build_train_valid_test_datasets(
+        config.data,
+        tokenizer,
+        num_samples=config.schedule.requested_samples(),
+        data_rank=data_rank,
+        local_rank=local_rank,
+        global_rank=global_rank,
+    )
 
 
 def build_collate_fn(max_seq_length: int, pad_id: int) -> Callable[[Sequence[dict]], dict]:

@@ -258,16 +258,13 @@ def restore_if_resuming(config, runtime: Runtime, parts: TrainingParts, state: T
     return str(directory)
 
 
-def build_pretraining_data(config, runtime: Runtime, tokenizer, state: TrainingState) -> PretrainingData:
-    """The three splits; index maps built by the first rank(s) while the others wait for the cache."""
-    builds_first = runtime.rank == 0 if config.data.share_folder else runtime.local_rank == 0
-    datasets = None
-    if runtime.world_size > 1 and not builds_first:
-        paddle.distributed.barrier()
-    datasets = build_datasets(config, tokenizer, runtime.data_rank, runtime.local_rank, runtime.rank)
-    if runtime.world_size > 1 and builds_first:
-        paddle.distributed.barrier()
-    train, valid, test = datasets
+def build_pretraining_data(
+    config, runtime: Runtime, tokenizer, state: Optional[TrainingState] = None
+) -> PretrainingData:
+    """The three splits and the collate function (`state` is unused: loaders, not datasets, know the position)."""
+    # No barrier here: data_tools lets one rank build each index map while the others wait for the file with a
+    # timeout, so a rank that fails cannot leave the others blocked in a collective forever.
+    train, valid, test = build_datasets(config, tokenizer, runtime.data_rank, runtime.local_rank, runtime.rank)
     if train is None or len(train) == 0:
         raise ToolkitError(f"--input_dir {config.data.input_dir}: the train split is empty (check --split)")
     collate = build_collate_fn(config.data.max_seq_length, tokenizer.pad_token_id)
@@ -388,11 +385,21 @@ def _log_train(config, runtime, parts, state, metrics, losses_so_far, interval_s
     count = max(state.pending_micro_batches, 1)
     means = _mean_across_ranks([value / count for value in state.pending_losses], runtime)
     elapsed = max(time.perf_counter() - interval_start, 1e-9)
-    steps_per_second = schedule.logging_freq / elapsed
+    # Steps since the last line: fewer than logging_freq right after a resume.
+    steps_per_second = (count // schedule.accumulate_steps) / elapsed
     samples_per_second = steps_per_second * schedule.global_batch_size
     amp = None
     if parts.scaler is not None:
-        amp = {"loss_scaling": float(parts.scaler._scale)} if hasattr(parts.scaler, "_scale") else None
+        # GradScaler keeps these private; the original logged them too (REFERENCE §11.8).
+        amp = {
+            name: float(getattr(parts.scaler, attribute))
+            for name, attribute in (
+                ("loss_scaling", "_scale"),
+                ("incr_count", "_incr_count"),
+                ("decr_count", "_decr_count"),
+            )
+            if getattr(parts.scaler, attribute, None) is not None
+        }
     metrics.log_train(
         state.global_step,
         dict(zip(LOSS_NAMES, means)),
@@ -455,6 +462,8 @@ def train(
             if cadence.should_log(step, schedule):
                 _log_train(config, runtime, parts, state, metrics, train_losses, interval_start, lr)
                 interval_start = time.perf_counter()
+            # Evaluation and saving are not training time: keep them out of the next line's speed.
+            paused_at = time.perf_counter()
             if cadence.should_eval(step, schedule):
                 result = evaluate(parts, config, runtime, valid_stream, schedule.eval_micro_batches)
                 if result is not None:
@@ -464,6 +473,7 @@ def train(
                 save(config, runtime, parts, state, f"model_{step}")
             if cadence.should_checkpoint(step, schedule):
                 save(config, runtime, parts, state, "model_last")
+            interval_start += time.perf_counter() - paused_at
         test_losses = None
         test_loader = make_loader(data.test, data.collate_fn, *loader_args, 0, 0, wrap=True)
         result = evaluate(parts, config, runtime, EvalStream(test_loader), schedule.test_micro_batches)

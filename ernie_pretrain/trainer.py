@@ -379,19 +379,30 @@ class PretrainingTrainer(Trainer):
     def _get_eval_sampler(self, eval_dataset: Any) -> Optional[paddle.io.BatchSampler]:
         if eval_dataset is None:
             return None
-        # Wraps around: a small valid split keeps serving eval_iters batches instead of running dry.
+        # In order and finite, for the Trainer's own predict(); evaluate() reads through _eval_stream.
         return OrderedBatchSampler(
             len(eval_dataset),
             self.args.per_device_eval_batch_size,
             self.args.dataset_rank,
             max(1, self.args.dataset_world_size),
-            0,
-            wrap=True,
         )
 
     def _eval_stream(self, eval_dataset: Any, consumed_samples: int) -> Iterator:
-        loader = self.get_eval_dataloader(eval_dataset)
-        loader.batch_sampler.consumed_samples = consumed_samples
+        """An endless in-order iterator from `consumed_samples`, wrapping around so a small split never runs dry."""
+        sampler = OrderedBatchSampler(
+            len(eval_dataset),
+            self.args.per_device_eval_batch_size,
+            self.args.dataset_rank,
+            max(1, self.args.dataset_world_size),
+            consumed_samples,
+            wrap=True,
+        )
+        loader = paddle.io.DataLoader(
+            eval_dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+        )
         return iter(loader)
 
     def evaluate(

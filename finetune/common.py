@@ -236,8 +236,15 @@ def _is_paddlenlp_name(name: str, cls: Any) -> bool:
     ).get("vocab_file", {})
 
 
+def error_summary(error: BaseException, limit: int = 160) -> str:
+    """The first sentence of an exception message on one line (paddlenlp's download errors run to paragraphs)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    first = text.split(". ")[0].rstrip(".")
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
 def _offline_error(flag: str, name: str, error: BaseException) -> ToolkitError:
-    reason = " ".join(str(error).split())[:120]
+    reason = error_summary(error)
     return ToolkitError(
         f"{flag} {name}: cannot load it from the paddlenlp hub ({reason}); offline, pass a local checkpoint directory "
         "such as the pretraining output's model_last (model_state.pdparams, model_config.json, vocab.txt)"
@@ -503,7 +510,7 @@ def load_named_split(dataset: str, split: str, task: str, local_hint: str) -> An
     try:
         return load_dataset(*dataset.split(), splits=split)
     except (OSError, RuntimeError, ValueError, KeyError, ImportError) as error:
-        reason = " ".join(str(error).split())[:100]
+        reason = error_summary(error)
         raise ToolkitError(
             f"--dataset {dataset}: cannot load split {split!r} through paddlenlp ({reason}); "
             f"pass local files instead: {local_hint}"

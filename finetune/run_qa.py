@@ -86,6 +86,7 @@ class QaEvalSet:
         self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
 
     def inputs(self) -> List[Dict[str, Any]]:
+        """Collator inputs (no answer positions: evaluation scores the extracted answers, not a loss)."""
         return [feature.model_inputs(with_labels=False) for feature in self.features]
 
     def answers(self, predictions: Tuple[Any, Any]) -> List[Dict[str, Any]]:

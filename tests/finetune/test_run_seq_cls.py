@@ -255,3 +255,23 @@ def test_seed_commands_run_as_written_from_finetune_dir(checkpoint, sentiment_fi
     lines = [line for line in done.stdout.splitlines() if line.startswith("Data: ")]
     assert len(lines) == 3 and all(line.rsplit("\t Label: ", 1)[1] in ("negative", "positive") for line in lines)
     assert lines[0].startswith("Data: 东西不错，不过有人不太喜欢镜面的")
+
+
+def test_named_records_map_onto_text_pairs_and_label_names():
+    from finetune.sequence_classification import named_record_to_example
+
+    afqmc = named_record_to_example("clue afqmc", {"sentence1": "a", "sentence2": "b", "label": 1}, ["0", "1"], 1)
+    assert afqmc == {"line": 1, "text": "a", "text_b": "b", "label": "1"}
+    csl = named_record_to_example("clue csl", {"abst": "摘要", "keyword": ["甲", "乙"], "label": 0}, ["0", "1"], 2)
+    assert csl == {"text": "甲 乙", "text_b": "摘要", "line": 2, "label": "0"}
+    test_row = named_record_to_example("clue tnews", {"sentence": "新闻", "label": -1}, ["100", "101"], 3)
+    assert test_row == {"line": 3, "text": "新闻"}
+    text = "小明把书给小红，她很高兴。"
+    target = {
+        "span1_index": text.index("小红"),
+        "span1_text": "小红",
+        "span2_index": text.index("她"),
+        "span2_text": "她",
+    }
+    wsc = named_record_to_example("clue wsc", {"text": text, "target": target, "label": 1}, ["false", "true"], 4)
+    assert wsc == {"text": "小明把书给_小红_，[她]很高兴。", "line": 4, "label": "true"}
