@@ -80,12 +80,12 @@ def _split_like_jieba(words: List[str], spans: List[Tuple[int, int]], has_word: 
     if not replaced:
         return words
     result: List[str] = []
-    for index, word in enumerate(words):
-        pieces = replaced.get(index)
-        if pieces is None:
-            result.append(word)
-        else:
-            result.extend(pieces)
+    previous = 0
+    for index in sorted(replaced):
+        result.extend(words[previous:index])
+        result.extend(replaced[index])
+        previous = index + 1
+    result.extend(words[previous:])
     return result
 
 
