@@ -64,7 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both paths.")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--enable_mkldnn", action="store_true", help="Predictor with oneDNN kernels.")
+    parser.add_argument(
+        "--disable_mkldnn",
+        action="store_false",
+        dest="enable_mkldnn",
+        default=None,
+        help="Predictor without oneDNN (Paddle 3 enables it by default).",
+    )
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32])
     args = parser.parse_args(argv)
 
@@ -98,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(
             f"# preset={args.preset} texts={len(texts)} max_seq_length={args.max_seq_length} threads={args.threads} "
-            f"mkldnn={args.enable_mkldnn}"
+            f"onednn={'off' if args.enable_mkldnn is False else 'on'}"
         )
         print(f"# paddle {paddle.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} cpus")
         print(f"tokenize: {tokenize_rate:.0f} texts/s", flush=True)

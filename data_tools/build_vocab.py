@@ -24,7 +24,11 @@ import sys
 from pathlib import Path
 from typing import Counter, Iterator, List, Optional, Sequence, Tuple
 
-from data_tools.errors import ToolkitError, run_cli
+if __name__ == "__main__" and not __package__:
+    # Run as a file: sys.path[0] is data_tools/, whose module names could shadow top-level ones; use the repo root.
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from data_tools.errors import ToolkitError, run_cli  # noqa: E402
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CJK_FIRST, CJK_LAST = 0x4E00, 0x9FA5
@@ -36,7 +40,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--input_path", help="a .jsonl file, or a directory searched recursively for *.jsonl")
     parser.add_argument("--json_key", default="text", help="the key holding each document's text")
     parser.add_argument("--output_path", required=True, help="where to write vocab.txt (parent dirs are created)")
-    parser.add_argument("--vocab_size", type=int, default=30000, help="size of the base vocab (before extension)")
+    parser.add_argument(
+        "--vocab_size", type=int, default=30000, help="maximum size of the base vocab (the extension comes on top)"
+    )
     parser.add_argument("--min_frequency", type=int, default=5, help="minimum count of a character or piece")
     parser.add_argument("--max_piece_chars", type=int, default=16, help="longest prefix/suffix piece considered")
     parser.add_argument("--cased", action="store_true", help="keep case and accents (default: lower-case)")

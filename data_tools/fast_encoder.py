@@ -173,7 +173,7 @@ def _split_by_lengths(values: np.ndarray, lengths: np.ndarray) -> List[np.ndarra
     return [values[start:end] for start, end in zip(starts, ends)]
 
 
-def _normalizer(tokenizer: Any):
+def _normalizer(tokenizer: Any) -> Tuple[bool, bool]:
     basic = tokenizer.basic_tokenizer
     lower = bool(getattr(basic, "do_lower_case", False))
     strip = (lower and basic.strip_accents is not False) or bool(basic.strip_accents)
@@ -287,11 +287,19 @@ class FastSentenceEncoder:
         self._key_table = np.zeros(1 << (64 - int(_TABLE_SHIFT)), np.uint64)
         self._key_multi = np.zeros(1 << (64 - int(_TABLE_SHIFT)), bool)
         self._lower_chars = bool(getattr(tokenizer, "do_lower_case", False))
+        self._added_ids = tokenizer.added_tokens_encoder
+        self._vocab_ids = tokenizer.vocab.token_to_idx
+        self._unk_id = self._token_id(tokenizer.unk_token)
         self._build_tables()
         self._build_fallback_check()
 
     def _token_id(self, token: str) -> int:
         return int(self.tokenizer.convert_tokens_to_ids(token))
+
+    def _token_ids(self, tokens: List[str]) -> List[int]:
+        # convert_tokens_to_ids without its per-token method calls: added tokens first, then the vocab, else [UNK].
+        added, vocab, unk_id = self._added_ids, self._vocab_ids, self._unk_id
+        return [added[t] if t in added else vocab.get(t, unk_id) for t in tokens]
 
     def _build_tables(self) -> None:
         lower, strip = _normalizer(self.tokenizer)
@@ -340,17 +348,24 @@ class FastSentenceEncoder:
 
     def _add_run(self, run: str) -> Tuple[int, int]:
         tokenizer = self.tokenizer
-        # tokenize() lower-cases char by char outside special tokens, splits added tokens out (a run has none: such
-        # sentences take the slow path), then runs _tokenize; doing the same directly skips its per-call overhead.
-        lowered = "".join(map(str.lower, run)) if self._lower_chars else run
-        tokens = tokenizer._tokenize(lowered)
-        if run.isascii():
+        if run.isalnum() and run.isascii():
+            # ASCII punctuation and whitespace never sit inside a run, so an alphanumeric ASCII run is exactly one
+            # basic token: lower-case it and go straight to WordPiece (the common miss: numbers, English words).
+            lowered = run.lower() if self._lower_chars else run
+            tokens = tokenizer.wordpiece_tokenizer.tokenize(lowered)
             offsets = _ascii_offsets(lowered, tokens, tokenizer.unk_token)
         else:
-            offsets = _char_offsets_by_alignment(tokenizer, run, tokens).tolist()
+            # tokenize() lower-cases char by char outside special tokens, splits added tokens out (a run has none:
+            # such sentences take the slow path), then runs _tokenize; doing the same directly skips its overhead.
+            lowered = "".join(map(str.lower, run)) if self._lower_chars else run
+            tokens = tokenizer._tokenize(lowered)
+            if run.isascii():
+                offsets = _ascii_offsets(lowered, tokens, tokenizer.unk_token)
+            else:
+                offsets = _char_offsets_by_alignment(tokenizer, run, tokens).tolist()
         values = {
-            "ids": tokenizer.convert_tokens_to_ids(tokens),
-            "sharp_ids": tokenizer.convert_tokens_to_ids(["##" + t for t in tokens]),
+            "ids": self._token_ids(tokens),
+            "sharp_ids": self._token_ids(["##" + t for t in tokens]),
             "offsets": offsets,
             "hashes": [_string_hash(t) for t in tokens],
             "lengths": [len(t) for t in tokens],

@@ -45,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cpu_threads", type=int, default=None, help="Math library threads on CPU (default: min(10, CPU count))."
     )
-    parser.add_argument("--enable_mkldnn", action="store_true", help="Use oneDNN kernels on CPU.")
+    parser.add_argument(
+        "--enable_mkldnn", action="store_true", default=None, help="oneDNN kernels on CPU (Paddle 3's default: on)."
+    )
+    parser.add_argument(
+        "--disable_mkldnn", action="store_false", dest="enable_mkldnn", default=None, help="Plain CPU kernels."
+    )
     return parser
 
 

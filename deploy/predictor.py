@@ -77,7 +77,7 @@ def default_cpu_threads() -> int:
 
 
 def create_predictor(
-    model_dir: str, device: str = "cpu", cpu_threads: Optional[int] = None, enable_mkldnn: bool = False
+    model_dir: str, device: str = "cpu", cpu_threads: Optional[int] = None, enable_mkldnn: Optional[bool] = None
 ) -> Any:
     """A paddle.inference predictor for the export in `model_dir` (feed/fetch ops off, IR optimisations on)."""
     from paddle import inference
@@ -89,11 +89,11 @@ def create_predictor(
     else:
         config.disable_gpu()
         config.set_cpu_math_library_num_threads(max(1, int(cpu_threads or default_cpu_threads())))
+        # None keeps Paddle's default, which is oneDNN on in 3.x: ~5x faster than without it for a base-size model.
         if enable_mkldnn:
             config.enable_mkldnn()
             config.set_mkldnn_cache_capacity(10)
-        else:
-            # Paddle 3.x turns oneDNN on by default; with a new sequence length per batch it re-creates primitives.
+        elif enable_mkldnn is False:
             config.disable_mkldnn()
     config.switch_use_feed_fetch_ops(False)
     config.disable_glog_info()
@@ -150,7 +150,7 @@ class ExportedModel:
         model_dir: str,
         device: Optional[str] = None,
         cpu_threads: Optional[int] = None,
-        enable_mkldnn: bool = False,
+        enable_mkldnn: Optional[bool] = None,
     ) -> "ExportedModel":
         """Check the export directory, then build the predictor and tokenizer."""
         find_model_files(model_dir)

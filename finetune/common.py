@@ -177,11 +177,11 @@ def parse_finetune_args(
     except ValueError as error:
         raise ToolkitError(" ".join(str(error).split())) from error
     training_args.typed_flags = sorted(typed)  # for logging which settings came from the user
-    _check_data_sources(task, data_args, training_args)
+    _check_data_sources(data_args, training_args)
     return model_args, data_args, training_args
 
 
-def _check_data_sources(task: str, data_args: DataArguments, training_args: TrainingArguments) -> None:
+def _check_data_sources(data_args: DataArguments, training_args: TrainingArguments) -> None:
     needs = [("--do_train", training_args.do_train, "train_file"), ("--do_eval", training_args.do_eval, "dev_file")]
     needs.append(("--do_predict", training_args.do_predict, "test_file"))
     for flag, wanted, file_attr in needs:
@@ -209,7 +209,7 @@ def apply_minimum_eval_times(training_args: FinetuneTrainingArguments, num_train
 
 
 def resolve_last_checkpoint(training_args: TrainingArguments) -> Optional[str]:
-    """The checkpoint to resume from; a non-empty output_dir without one is an error unless --overwrite_output_dir."""
+    """The checkpoint-N to resume from; an output_dir holding a model but no checkpoint is an error (unless overwriting)."""
     from paddlenlp.trainer import get_last_checkpoint
 
     output_dir = Path(training_args.output_dir)
@@ -228,12 +228,6 @@ def resolve_last_checkpoint(training_args: TrainingArguments) -> Optional[str]:
 
 # --------------------------------------------------------------------------------------------------------------------
 # Tokenizer and model
-
-
-def _is_paddlenlp_name(name: str, cls: Any) -> bool:
-    return name in getattr(cls, "pretrained_init_configuration", {}) or name in getattr(
-        cls, "pretrained_resource_files_map", {}
-    ).get("vocab_file", {})
 
 
 def error_summary(error: BaseException, limit: int = 160) -> str:
@@ -447,12 +441,16 @@ def _read_delimited(path: Path, delimiter: str) -> List[Example]:
             handle, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
         )
         header = None
-        for line, cells in enumerate(rows, start=1):
+        first_row = True
+        for cells in rows:
             if not cells or all(not cell.strip() for cell in cells):
                 continue
-            if line == 1 and (header := _parse_header(cells)) is not None:
-                continue
-            examples.append(_row_to_example(cells, header, line))
+            if first_row:
+                first_row = False
+                header = _parse_header(cells)
+                if header is not None:
+                    continue
+            examples.append(_row_to_example(cells, header, rows.line_num))
     return examples
 
 

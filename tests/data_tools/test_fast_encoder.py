@@ -3,7 +3,7 @@ import unicodedata
 
 import numpy as np
 import pytest
-from paddlenlp.transformers import ErnieTokenizer
+from paddlenlp.transformers import BertTokenizer, ErnieTokenizer
 
 from data_tools.fast_encoder import (
     TABLE_LIMIT,
@@ -236,3 +236,13 @@ def test_other_tokenizers_get_the_slow_reference():
     assert encoder.tokens("中国", ["中国"]) == ["中", "##国"]
     assert encoder.encode("中国", ["中国"]).tolist() == [1, 3]
     assert encoder.encode_batch(["中国", "国"], [["中国"], None]).ids.tolist() == [1, 3, 2]
+
+
+@pytest.mark.parametrize("tokenizer_class, lower", [(ErnieTokenizer, False), (BertTokenizer, True)])
+def test_cased_and_bert_tokenizers(tokenizer_class, lower, vocab_path, news_sentences, news_words):
+    tokenizer = tokenizer_class(vocab_file=str(vocab_path), do_lower_case=lower)
+    fast = build_sentence_encoder(tokenizer, whole_word_mask=True)
+    assert isinstance(fast, FastSentenceEncoder)
+    sample = news_sentences[::9]
+    assert any(c.isupper() for s in sample for c in s)
+    _assert_same_ids(fast, SlowSentenceEncoder(tokenizer, True), sample, news_words[::9])
