@@ -133,9 +133,7 @@ class DocumentEncoder:
                 owners.append(doc_index)
         batch = self.encoder.encode_batch(sentence_texts, words_list, return_char_offsets=self.config.knowledge_spans)
         ids_per_sentence = batch.split()
-        offsets_per_sentence = (
-            np.split(batch.char_offsets, np.cumsum(batch.lengths)[:-1]) if self.config.knowledge_spans else None
-        )
+        offsets_per_sentence = batch.split_char_offsets() if self.config.knowledge_spans else None
         documents = [
             EncodedDocument([], [] if self.config.knowledge_spans else None, len(text.encode("utf-8")))
             for text in texts
@@ -144,7 +142,7 @@ class DocumentEncoder:
             if len(ids) == 0:
                 continue
             document = documents[doc_index]
-            document.sentences.append(np.asarray(ids, dtype=np.int64))
+            document.sentences.append(ids)
             if offsets_per_sentence is not None:
                 spans = find_char_spans(sentence_texts[index], self.entity_dict, self.config.cn_seg_func)
                 document.spans.append(char_spans_to_token_spans(spans, offsets_per_sentence[index]))
