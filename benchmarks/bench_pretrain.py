@@ -1,6 +1,6 @@
 """Pretraining throughput on CPU: training tokens/s of one fixed tiny config, one function per entry point.
 
-    .venv/bin/python benchmarks/bench_pretrain.py                      # dygraph (+ static when available), 2 threads
+    .venv/bin/python benchmarks/bench_pretrain.py                      # dygraph, static and Trainer, 2 threads
     .venv/bin/python benchmarks/bench_pretrain.py --entry dygraph --threads 1 2 --steps 40
 
 Synthetic batches in data_tools.collate's format (no data pipeline in the loop), so the figure is the training step's
@@ -92,18 +92,26 @@ def bench_dygraph(
     return {"tokens_per_second": steps * micro_batch_size * seq_len / elapsed, "ms_per_step": 1000 * elapsed / steps}
 
 
-def _static_entry() -> Optional[Callable[..., Dict[str, float]]]:
-    try:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from bench_pretrain_static import bench_static
-    except ImportError:
-        return None
+def _static_entry() -> Callable[..., Dict[str, float]]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_pretrain_static import bench_static
+
     return bench_static
 
 
-ENTRY_POINTS: Dict[str, Callable[[], Optional[Callable[..., Dict[str, float]]]]] = {
+def _trainer_entry() -> Callable[..., Dict[str, float]]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_pretrain_trainer import bench_trainer
+
+    return bench_trainer
+
+
+# One function per entry point, same tiny config and synthetic batches: run_pretrain.py, run_pretrain_static.py,
+# run_pretrain_trainer.py.
+ENTRY_POINTS: Dict[str, Callable[[], Callable[..., Dict[str, float]]]] = {
     "dygraph": lambda: bench_dygraph,
     "static": _static_entry,
+    "trainer": _trainer_entry,
 }
 
 
@@ -124,9 +132,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows: List[str] = []
     for entry in args.entry:
         bench = ENTRY_POINTS[entry]()
-        if bench is None:
-            print(f"{entry:8s} not available")
-            continue
         for threads in args.threads:
             result = bench(
                 threads=threads, micro_batch_size=args.micro_batch_size, seq_len=args.seq_len, steps=args.steps

@@ -16,32 +16,15 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-TINY = dict(
-    hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512, max_position_embeddings=512
-)
-VOCAB_SIZE = 21128  # bert-base-chinese, the demo vocabulary: the LM head's cost depends on it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def synthetic_batch(rng: np.random.RandomState, batch_size: int, seq_len: int, masked_per_row: int) -> dict:
-    """A batch in data_tools.collate's format, 15%-style masking, M rounded to a multiple of 8."""
-    input_ids = rng.randint(1, VOCAB_SIZE, (batch_size, seq_len)).astype("int64")
-    rows = [
-        np.sort(rng.choice(np.arange(1, seq_len), masked_per_row, replace=False)) + i * seq_len
-        for i in range(batch_size)
-    ]
-    positions = np.concatenate(rows).astype("int32")
-    return {
-        "input_ids": input_ids,
-        "token_type_ids": (np.arange(seq_len) >= seq_len // 2).astype("int64")[None].repeat(batch_size, 0),
-        "attention_mask": np.zeros((batch_size, 1, 1, seq_len), "float32"),
-        "masked_positions": positions,
-        "masked_lm_labels": input_ids.reshape(-1)[positions].reshape(-1, 1),
-        "next_sentence_labels": rng.randint(0, 2, (batch_size, 1)).astype("int64"),
-    }
+from bench_pretrain import TINY, VOCAB_SIZE, bench_dygraph, synthetic_batch  # noqa: E402
 
 
 def bench_static(
@@ -73,7 +56,7 @@ def bench_static(
     )
     ernie_config = ErnieConfig(vocab_size=VOCAB_SIZE, hidden_act="relu", **(model or TINY))
     rng = np.random.RandomState(0)
-    batches = [synthetic_batch(rng, micro_batch_size, seq_len, max(1, round(0.15 * seq_len))) for _ in range(4)]
+    batches = [synthetic_batch(rng, micro_batch_size, seq_len) for _ in range(4)]
     try:
         with paddle.static.scope_guard(paddle.static.Scope()):
             programs = build_static_programs(config, ernie_config)
@@ -91,52 +74,6 @@ def bench_static(
         "tokens_per_second": steps * micro_batch_size * seq_len / elapsed,
         "ms_per_step": 1000.0 * elapsed / steps,
     }
-
-
-def bench_dygraph(
-    threads: int = 2, micro_batch_size: int = 8, seq_len: int = 128, steps: int = 30, warmup_steps: int = 5
-) -> Dict[str, float]:
-    """The same steps in dygraph (shared model, criterion, optimizer), for comparison."""
-    import paddle
-    from paddlenlp.transformers import ErnieConfig
-
-    from ernie_pretrain.config import OptimConfig
-    from ernie_pretrain.lr_schedule import build_lr_scheduler
-    from ernie_pretrain.model import PretrainingCriterion, build_pretraining_model, forward_pretraining
-    from ernie_pretrain.optim import build_optimizer
-
-    paddle.base.core.set_num_threads(threads)
-    paddle.seed(1)
-    model = build_pretraining_model(ErnieConfig(vocab_size=VOCAB_SIZE, hidden_act="relu", **TINY))
-    optim = OptimConfig(max_lr=1e-4, min_lr=1e-5, warmup_steps=0, decay_steps=1000, weight_decay=0.01, grad_clip=1.0)
-    scheduler = build_lr_scheduler(optim)
-    optimizer = build_optimizer(optim, model, scheduler)
-    criterion = PretrainingCriterion()
-    rng = np.random.RandomState(0)
-    batches = [
-        {
-            k: paddle.to_tensor(v)
-            for k, v in synthetic_batch(rng, micro_batch_size, seq_len, round(0.15 * seq_len)).items()
-        }
-        for _ in range(4)
-    ]
-
-    def step(batch) -> float:
-        scores, sop = forward_pretraining(model, batch)
-        loss = criterion(scores, sop, batch["masked_lm_labels"], batch["next_sentence_labels"])[0]
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad()
-        scheduler.step()
-        return float(loss)
-
-    for index in range(warmup_steps):
-        step(batches[index % len(batches)])
-    start = time.perf_counter()
-    for index in range(steps):
-        step(batches[index % len(batches)])
-    elapsed = time.perf_counter() - start
-    return {"tokens_per_second": steps * micro_batch_size * seq_len / elapsed, "ms_per_step": 1000.0 * elapsed / steps}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -18,7 +18,7 @@ import pickle
 import random
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 import paddle
@@ -147,8 +147,12 @@ def save_checkpoint(
     tokenizer: Any = None,
     model_config: Optional[Mapping[str, Any]] = None,
     keep_backup: bool = False,
+    write_extra_files: Optional[Callable[[Path], None]] = None,
 ) -> Path:
-    """Write `parts` (name -> object with state_dict(), or a plain dict) + metadata atomically into `directory`."""
+    """Write `parts` (name -> object with state_dict(), or a plain dict) + metadata atomically into `directory`.
+
+    `write_extra_files(temporary_dir)` adds files of its own (e.g. the static graph's) inside the same atomic write.
+    """
     final = Path(directory)
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(final)
@@ -161,6 +165,8 @@ def save_checkpoint(
         (temporary / MODEL_CONFIG_FILE).write_text(json.dumps(dict(model_config), indent=2, sort_keys=True), "utf-8")
     if tokenizer is not None:
         save_tokenizer_clean(tokenizer, temporary)
+    if write_extra_files is not None:
+        write_extra_files(temporary)
     (temporary / META_FILE).write_text(yaml.safe_dump(dict(meta), sort_keys=False), encoding="utf-8")
     (temporary / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
     _fsync_dir(temporary)

@@ -27,25 +27,6 @@ STATIC_VARS_PREFIX = "static_vars"
 NAME_MAP_FILE = "static_name_map.json"
 
 
-class _StaticFilesHook:
-    """Stands in for the tokenizer `save_checkpoint` saves, to add the static files before the COMPLETE marker.
-
-    `save_checkpoint` has no hook for extra files; its tokenizer step runs inside the temporary directory, so the
-    static files land in the same atomic write.
-    """
-
-    def __init__(self, tokenizer: Any, program: paddle.static.Program, name_map: Mapping[str, str]):
-        self.tokenizer = tokenizer
-        self.program = program
-        self.name_map = name_map
-
-    def save_pretrained(self, directory: str) -> None:
-        paddle.static.save(self.program, str(Path(directory) / STATIC_VARS_PREFIX))
-        write_name_map(directory, self.name_map)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(directory)
-
-
 def save_static_checkpoint(
     directory: str,
     program: paddle.static.Program,
@@ -60,8 +41,14 @@ def save_static_checkpoint(
     `extra_parts` (name -> object with state_dict()) are saved as `checkpoint.save_checkpoint` parts.
     """
     parts = {"rng": checkpoint.RngState(), **dict(extra_parts or {})}
-    hook = _StaticFilesHook(tokenizer, program, name_map)
-    return checkpoint.save_checkpoint(directory, parts, meta, tokenizer=hook, model_config=model_config)
+
+    def write_static_files(temporary: Path) -> None:
+        paddle.static.save(program, str(temporary / STATIC_VARS_PREFIX))
+        write_name_map(temporary, name_map)
+
+    return checkpoint.save_checkpoint(
+        directory, parts, meta, tokenizer=tokenizer, model_config=model_config, write_extra_files=write_static_files
+    )
 
 
 def load_static_checkpoint(

@@ -6,7 +6,6 @@ step differs: one PIR program per global step (REFERENCE §13, §20).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import paddle
 from data_tools.errors import ToolkitError
 from ernie_pretrain import cadence
 from ernie_pretrain.checkpoint import check_resume_compatible, find_resume_checkpoint, read_meta
-from ernie_pretrain.data import EvalStream, PretrainingData, base_vocab_size, load_pretraining_tokenizer, make_loader
+from ernie_pretrain.data import EvalStream, PretrainingData, base_vocab_size, load_pretraining_tokenizer
 from ernie_pretrain.metrics_logger import MetricsLogger
 from ernie_pretrain.model import BUILTIN_CONFIGS, WEIGHTS_FILE_NAME, build_ernie_config, model_config_dict
 from ernie_pretrain.runtime import Runtime
@@ -41,13 +40,16 @@ from ernie_pretrain.static_graph import (
     initialize_parameters,
     train_step,
 )
-from ernie_pretrain.train_dygraph import (
+from ernie_pretrain.training import (
     TrainingState,
     TrainResult,
     amp_enabled,
     build_pretraining_data,
     checkpoint_meta,
+    final_test_stream,
+    open_run_streams,
     prepare_output_dir,
+    take_micro_batches,
 )
 
 logger = logging.getLogger("ernie_pretrain")
@@ -176,18 +178,6 @@ def evaluate(config, runtime: Runtime, session: StaticSession, stream: EvalStrea
     return result
 
 
-def _take_micro_batches(iterator, count: int, config) -> List[Dict[str, Any]]:
-    batches = []
-    for _ in range(count):
-        try:
-            batches.append(next(iterator))
-        except StopIteration:
-            raise ToolkitError(
-                f"--input_dir {config.data.input_dir}: the train split ran out of samples before --max_steps"
-            ) from None
-    return batches
-
-
 def _log_train(config, state: TrainingState, metrics: MetricsLogger, interval_seconds: float, lr: float) -> float:
     schedule = config.schedule
     count = max(state.pending_micro_batches, 1)
@@ -217,23 +207,14 @@ def train(
 ) -> TrainResult:
     """Run from `state.global_step` to max_steps: log, evaluate, snapshot, checkpoint; then the final test."""
     schedule = config.schedule
-    metrics = MetricsLogger(config.runtime.output_dir, runtime.is_main)
-    metrics.add_text("args", json.dumps(config.to_dict(), indent=2, default=str))
-    metrics.add_text("model_config", json.dumps(model_config_dict(session.ernie_config), indent=2))
-    loader_args = (schedule.micro_batch_size, runtime.data_rank, runtime.data_world_size)
-    train_loader = make_loader(
-        data.train, data.collate_fn, *loader_args, state.consumed_samples, config.runtime.num_workers
-    )
-    valid_stream = EvalStream(
-        make_loader(data.valid, data.collate_fn, *loader_args, schedule.valid_offset(state.global_step), 0, wrap=True)
-    )
-    train_iterator = iter(train_loader)
+    streams = open_run_streams(config, runtime, data, state, session.ernie_config)
+    metrics, train_iterator, valid_stream = streams.metrics, streams.train_batches, streams.valid_stream
     train_losses: List[float] = []
     valid_losses: List[Dict[str, float]] = []
     interval_start = time.perf_counter()
     try:
         while state.global_step < schedule.max_steps:
-            micro_batches = _take_micro_batches(train_iterator, schedule.accumulate_steps, config)
+            micro_batches = take_micro_batches(train_iterator, schedule.accumulate_steps, config)
             step_metrics = train_step(session.exe, session.programs, micro_batches)
             state.global_step += 1
             state.consumed_samples += schedule.global_batch_size
@@ -257,8 +238,9 @@ def train(
                 save(config, runtime, session, state, f"model_{step}")
             if cadence.should_checkpoint(step, schedule):
                 save(config, runtime, session, state, "model_last")
-        test_loader = make_loader(data.test, data.collate_fn, *loader_args, 0, 0, wrap=True)
-        test_losses = evaluate(config, runtime, session, EvalStream(test_loader), schedule.test_micro_batches)
+        test_losses = evaluate(
+            config, runtime, session, final_test_stream(config, runtime, data), schedule.test_micro_batches
+        )
         if test_losses is not None:
             metrics.log_eval(
                 "test", state.global_step, {k: test_losses[k] for k in METRIC_NAMES}, test_losses["samples_per_second"]

@@ -629,7 +629,7 @@ def _run_trainer(
     from ernie_pretrain.data import load_pretraining_tokenizer
     from ernie_pretrain.lr_schedule import build_lr_scheduler
     from ernie_pretrain.runtime import set_seeds
-    from ernie_pretrain.train_dygraph import build_model, prepare_output_dir
+    from ernie_pretrain.training import build_model, prepare_output_dir
 
     config = to_pretrain_config(model_args, data_args, training_args)
     runtime = runtime_from_args(training_args)

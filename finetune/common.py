@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import yaml
-from paddlenlp.trainer import PdArgumentParser, TrainingArguments
+from paddlenlp.trainer import PdArgumentParser, Trainer, TrainingArguments
 
 from data_tools.errors import ToolkitError, run_cli
 from deploy.predictor import EXPORT_CONFIG_NAME
@@ -519,6 +519,19 @@ def load_named_split(dataset: str, split: str, task: str, local_hint: str) -> An
 # Training helpers
 
 
+class FinetuneTrainer(Trainer):
+    """paddlenlp's Trainer, with `--save_total_limit` honoured in single-process runs too.
+
+    paddlenlp 2.8.1 rotates checkpoints only when `local_rank == 0`, which a run without the launcher never is, so
+    every checkpoint was kept.
+    """
+
+    def _save_checkpoint(self, model: Any, metrics: Optional[Dict[str, float]] = None) -> None:
+        super()._save_checkpoint(model, metrics=metrics)
+        if self.args.local_rank == -1 and self.args.save_total_limit:
+            self._rotate_checkpoints(use_mtime=True, output_dir=self.args.output_dir)
+
+
 def build_trainer(
     model: Any,
     training_args: TrainingArguments,
@@ -531,8 +544,6 @@ def build_trainer(
     trainer_cls: Optional[type] = None,
 ) -> Any:
     """A paddlenlp Trainer over in-memory feature lists (eval_steps shortened by `minimum_eval_times` if set)."""
-    from paddlenlp.trainer import Trainer
-
     if train_dataset is not None and training_args.do_train:
         batches_per_epoch = max(1, len(train_dataset) // max(1, training_args.train_batch_size))
         steps_per_epoch = max(1, batches_per_epoch // max(1, training_args.gradient_accumulation_steps))
@@ -542,7 +553,7 @@ def build_trainer(
             else int(steps_per_epoch * training_args.num_train_epochs)
         )
         apply_minimum_eval_times(training_args, total)
-    return (trainer_cls or Trainer)(
+    return (trainer_cls or FinetuneTrainer)(
         model=model,
         args=training_args,
         train_dataset=train_dataset if training_args.do_train else None,
@@ -562,6 +573,15 @@ def train_and_save(trainer: Any, resume_from: Optional[str]) -> Dict[str, float]
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
     return dict(result.metrics)
+
+
+def predict_outputs(trainer: Any, features: List[Dict[str, Any]]) -> Any:
+    """Model outputs for `features`, in order.
+
+    `Trainer.predict` drops the outputs when the Trainer has no compute_metrics (no --do_eval): run the loop directly.
+    """
+    dataloader = trainer.get_test_dataloader(features)
+    return trainer.evaluation_loop(dataloader, description="Prediction", prediction_loss_only=False).predictions
 
 
 def evaluate_and_save(trainer: Any, eval_dataset: Any) -> Dict[str, float]:

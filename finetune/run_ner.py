@@ -30,6 +30,7 @@ from finetune.common import (  # noqa: E402
     load_named_split,
     load_tokenizer_for_finetune,
     parse_finetune_args,
+    predict_outputs,
     resolve_last_checkpoint,
     save_json,
     train_and_save,
@@ -153,12 +154,10 @@ def predict(
     """Write `test_predictions.jsonl`; with gold tags also `test_results.json` (entity P/R/F1)."""
     examples = test[0]
     # Labels are left out so that prediction never needs them; metrics are computed here on whole sentences.
-    dataloader = trainer.get_test_dataloader(
-        [{k: v for k, v in f.model_inputs().items() if k != "labels"} for f in features]
+    outputs = predict_outputs(
+        trainer, [{k: v for k, v in f.model_inputs().items() if k != "labels"} for f in features]
     )
-    # Trainer.predict drops the outputs when the Trainer has no compute_metrics (no --do_eval): run the loop directly.
-    output = trainer.evaluation_loop(dataloader, description="Prediction", prediction_loss_only=False)
-    logits = output.predictions[0] if isinstance(output.predictions, (tuple, list)) else output.predictions
+    logits = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
     predicted = predicted_word_tags(logits, features, label_list)
     path = write_predictions(out / "test_predictions.jsonl", examples, predicted)
     logger.info("wrote %d predictions to %s", len(predicted), path)

@@ -18,10 +18,9 @@ if __package__ in (None, ""):  # run as `python run_qa.py` from finetune/: make 
 import logging  # noqa: E402
 from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
-from paddlenlp.trainer import Trainer  # noqa: E402
-
 from data_tools.errors import ToolkitError  # noqa: E402
 from finetune.common import (  # noqa: E402
+    FinetuneTrainer,
     build_trainer,
     cli_entry,
     configure_logging,
@@ -31,6 +30,7 @@ from finetune.common import (  # noqa: E402
     load_named_split,
     load_tokenizer_for_finetune,
     parse_finetune_args,
+    predict_outputs,
     resolve_last_checkpoint,
     train_and_save,
 )
@@ -51,7 +51,7 @@ logger = logging.getLogger("run_qa")
 NAMED_SPLITS = {"cmrc2018": {"train": "train", "dev": "dev", "test": "trial"}}
 
 
-class QuestionAnsweringTrainer(Trainer):
+class QuestionAnsweringTrainer(FinetuneTrainer):
     """A Trainer whose `evaluate` turns window logits into answers and scores them (CMRC EM/F1)."""
 
     def __init__(self, *args: Any, qa_eval: Optional["QaEvalSet"] = None, **kwargs: Any):
@@ -95,12 +95,6 @@ class QaEvalSet:
         return extract_answers(
             contexts, self.features, start_logits, end_logits, self.n_best_size, self.max_answer_length
         )
-
-
-def predict_logits(trainer: Any, features: List[Dict[str, Any]]) -> Any:
-    """Model outputs for `features` (Trainer.predict skips them when the Trainer has no compute_metrics)."""
-    dataloader = trainer.get_test_dataloader(features)
-    return trainer.evaluation_loop(dataloader, description="Prediction", prediction_loss_only=False).predictions
 
 
 def load_split(data_args: Any, split: str) -> Tuple[List[QaExample], str]:
@@ -205,7 +199,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def predict(trainer: Any, test_set: QaEvalSet, out: Path) -> None:
     """Write `test_predictions.json` ({id: answer}); with reference answers also `test_results.json` (EM/F1)."""
-    answers = test_set.answers(predict_logits(trainer, test_set.inputs()))
+    answers = test_set.answers(predict_outputs(trainer, test_set.inputs()))
     path = write_predictions(out / "test_predictions.json", test_set.examples, answers)
     logger.info("wrote %d answers to %s", len(answers), path)
     if any(example.answers for example in test_set.examples):

@@ -49,9 +49,9 @@ def finetuned(tmp_path_factory, checkpoint, sentiment_files):
     """One full run with the seed README's deploy flags: train, eval, predict, export."""
     output_dir = tmp_path_factory.mktemp("run") / "chnsenticorp_v2"
     argv = ["--do_train", "--do_eval", "--do_predict", "--do_export", "--model_name_or_path", str(checkpoint)]
-    argv += ["--dataset", "chnsenticorp_v2", "--output_dir", str(output_dir), "--max_steps", "100"]
+    argv += ["--dataset", "chnsenticorp_v2", "--output_dir", str(output_dir), "--max_steps", "90"]
     argv += ["--train_file", str(sentiment_files["train"]), "--dev_file", str(sentiment_files["dev"])]
-    argv += ["--test_file", str(sentiment_files["test"]), "--eval_steps", "50", "--save_steps", "50"]
+    argv += ["--test_file", str(sentiment_files["test"]), "--eval_steps", "30", "--save_steps", "30"]
     argv += ["--metric_for_best_model", "eval_accuracy", "--load_best_model_at_end", "--save_total_limit", "1"]
     assert main(argv + TRAIN_FLAGS) == 0
     return output_dir
@@ -95,6 +95,14 @@ def test_finetuned_classifier_beats_the_majority_baseline(finetuned, sentiment_f
     metrics = read_json(finetuned / "eval_results.json")
     assert metrics["eval_accuracy"] > baseline + 0.08, (metrics, baseline)
     assert 0.0 < metrics["eval_macro_f1"] <= 1.0
+
+
+def test_save_total_limit_is_honoured_without_the_launcher(finetuned):
+    # 90 steps saved every 30 write checkpoint-30, -60, -90; limit 1 keeps the best and the last (paddlenlp keeps
+    # the best model's checkpoint beside the newest), never all three.
+    kept = sorted(path.name for path in finetuned.glob("checkpoint-*"))
+    best = Path(read_json(finetuned / "trainer_state.json")["best_model_checkpoint"]).name
+    assert kept == sorted({best, "checkpoint-90"})
 
 
 def test_predictions_file_matches_test_metrics(finetuned, sentiment_files):
