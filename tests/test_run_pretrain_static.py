@@ -17,7 +17,7 @@ import yaml
 from data_tools.errors import run_cli
 from ernie_pretrain.metrics_logger import read_metrics
 from run_pretrain_static import main
-from tests.ernie_pretrain.helpers import install_standin_data, tiny_argv
+from tests.ernie_pretrain.helpers import tiny_argv
 
 REPO = Path(__file__).resolve().parent.parent
 STRAIGHT_STEPS = 6
@@ -43,14 +43,11 @@ def straight_run(tmp_path_factory, tiny_prefix, vocab_path):
     argv = tiny_argv(
         tiny_prefix, str(output_dir), str(vocab_path), max_steps=STRAIGHT_STEPS, save_steps=3, eval_freq=2
     )
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        install_standin_data(monkeypatch)
-        assert run_static(argv) == 0
+    assert run_static(argv) == 0
     return output_dir, argv
 
 
-def test_static_run_lowers_the_mlm_loss(tmp_path, tiny_prefix, vocab_path, monkeypatch):
-    install_standin_data(monkeypatch)
+def test_static_run_lowers_the_mlm_loss(tmp_path, tiny_prefix, vocab_path):
     output_dir = tmp_path / "out"
     argv = tiny_argv(tiny_prefix, str(output_dir), str(vocab_path), max_steps=12, eval_freq=6, max_lr="1e-2")
     assert run_static(argv) == 0
@@ -88,13 +85,12 @@ def test_checkpoints_use_the_shared_layout_with_static_files(straight_run):
     assert meta["model_name"] == "ernie-1.0"
 
 
-def test_resume_from_half_way_is_bit_identical_to_the_straight_run(straight_run, tmp_path, monkeypatch):
+def test_resume_from_half_way_is_bit_identical_to_the_straight_run(straight_run, tmp_path):
     """N steps straight vs N/2, stop, resume: the strongest equality there is, bit-identical losses and weights.
 
     Single process on CPU: the kernels are deterministic, the data order is derived from consumed_samples and the
     dropout RNG state is saved with the checkpoint, so nothing is allowed to differ.
     """
-    install_standin_data(monkeypatch)
     straight_dir, argv = straight_run
     resumed_dir = tmp_path / "resumed"
     resumed_dir.mkdir()
@@ -145,8 +141,7 @@ def cli_error(argv, capsys) -> str:
     return lines[0]
 
 
-def test_bad_arguments_give_one_line_errors(tmp_path, tiny_prefix, vocab_path, monkeypatch, capsys):
-    install_standin_data(monkeypatch)
+def test_bad_arguments_give_one_line_errors(tmp_path, tiny_prefix, vocab_path, capsys):
     vocab = str(vocab_path)
     output_dir = tmp_path / "out"
     assert cli_error(["--output_dir", str(output_dir)], capsys) == (
@@ -174,8 +169,7 @@ def test_bad_arguments_give_one_line_errors(tmp_path, tiny_prefix, vocab_path, m
     )
 
 
-def test_resume_with_a_different_global_batch_is_refused(straight_run, tmp_path, monkeypatch, capsys):
-    install_standin_data(monkeypatch)
+def test_resume_with_a_different_global_batch_is_refused(straight_run, tmp_path, capsys):
     straight_dir, argv = straight_run
     resumed_dir = tmp_path / "resumed"
     resumed_dir.mkdir()
@@ -190,8 +184,6 @@ def test_resume_with_a_different_global_batch_is_refused(straight_run, tmp_path,
 LAUNCHED_ENTRY = """
 import sys
 import pytest
-from tests.ernie_pretrain.helpers import install_standin_data
-install_standin_data(pytest.MonkeyPatch())
 from data_tools.errors import run_cli
 from run_pretrain_static import main
 sys.exit(run_cli(main))
@@ -234,12 +226,11 @@ def test_cpu_data_parallel_two_processes(tmp_path, tiny_prefix, vocab_path):
     assert (output_dir / "model_3" / "COMPLETE").is_file()
 
 
-def test_without_binary_head_trains_mlm_only_and_converts(tmp_path, tiny_prefix, vocab_path, monkeypatch):
+def test_without_binary_head_trains_mlm_only_and_converts(tmp_path, tiny_prefix, vocab_path):
     from paddlenlp.transformers import ErnieForMaskedLM
 
     from converter.params_static_to_dygraph import main as convert_main
 
-    install_standin_data(monkeypatch)
     output_dir = tmp_path / "mlm"
     argv = tiny_argv(tiny_prefix, str(output_dir), str(vocab_path), max_steps=2, save_steps=2, eval_freq=0)
     assert run_static(argv + ["--binary_head", "false"]) == 0
@@ -257,11 +248,10 @@ def test_without_binary_head_trains_mlm_only_and_converts(tmp_path, tiny_prefix,
 
 
 def test_continue_training_from_static_or_converted_weights_starts_from_them(
-    straight_run, tmp_path, tiny_prefix, vocab_path, monkeypatch
+    straight_run, tmp_path, tiny_prefix, vocab_path
 ):
     from converter.params_static_to_dygraph import main as convert_main
 
-    install_standin_data(monkeypatch)
     straight_dir, _ = straight_run
     converted = tmp_path / "converted"
     assert convert_main(["--path", str(straight_dir / "model_6"), "--output_path", str(converted)]) == 0

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import List
 
 TINY_MODEL = (
     "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,intermediate_size=128,max_position_embeddings=128"
 )
-
-
-def data_modules_available() -> bool:
-    """True when data_tools has the dataset, masking and collate modules the pretraining code calls."""
-    try:
-        for name in ("data_tools.dataset_utils", "data_tools.ernie_dataset", "data_tools.collate"):
-            importlib.import_module(name)
-    except ImportError:
-        return False
-    return True
-
-
-def install_standin_data(monkeypatch=None) -> None:
-    """Kept for callers written while data_tools was incomplete: now a no-op (the real modules have landed)."""
-    assert data_modules_available(), "data_tools dataset/collate modules are missing"
 
 
 def tiny_argv(prefix: str, output_dir: str, vocab: str, *extra: str, **overrides) -> List[str]:
