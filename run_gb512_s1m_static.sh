@@ -16,29 +16,8 @@ SMOKE=${SMOKE:-0}
 
 if [ "$SMOKE" = "1" ]; then
   prepare_smoke_run run_pretrain_static.py ernie-1.0-static-smoke
-  exec "${LAUNCH[@]}" \
-    --model_type ernie \
-    --model_name_or_path ernie-1.0 \
-    --tokenizer_name_or_path "$VOCAB_DIR" \
-    --model_config "${MODEL_CONFIG:-hidden_size=64,num_hidden_layers=2,num_attention_heads=2,intermediate_size=128,max_position_embeddings=128}" \
-    --input_dir "$INPUT_DIR" \
-    --output_dir "$OUTPUT_DIR" \
-    --split "${SPLIT:-90,5,5}" \
-    --max_seq_len "${MAX_SEQ_LEN:-128}" \
-    --micro_batch_size "${MICRO_BATCH_SIZE:-8}" \
-    --global_batch_size "${GLOBAL_BATCH_SIZE:-$((8 * NPROC))}" \
-    --max_lr "${MAX_LR:-0.001}" \
-    --min_lr "${MIN_LR:-0.0001}" \
-    --max_steps "${MAX_STEPS:-20}" \
-    --save_steps "${SAVE_STEPS:-20}" \
-    --checkpoint_steps "${CHECKPOINT_STEPS:-10}" \
-    --warmup_rate "${WARMUP_RATE:-0.1}" \
-    --logging_freq "${LOGGING_FREQ:-5}" \
-    --eval_freq "${EVAL_FREQ:-10}" \
-    --eval_iters "${EVAL_ITERS:-2}" \
-    --num_workers "${NUM_WORKERS:-0}" \
-    --device cpu \
-    "$@"
+  smoke_args_py_flags
+  exec "${LAUNCH[@]}" "${SMOKE_FLAGS[@]}" "$@"
 fi
 
 TASK_NAME=${TASK_NAME:-ernie-1.0-dp8-gb512}

@@ -29,6 +29,34 @@ prepare_smoke_run() {
   fi
 }
 
+# smoke_args_py_flags: the SMOKE_FLAGS array of the dygraph and static smoke runs (both parse args.py): a 2-layer
+# hidden-64 model, seq 128, 20 steps on CPU; every value is an environment variable. Call after prepare_smoke_run.
+smoke_args_py_flags() {
+  SMOKE_FLAGS=(
+    --model_type ernie
+    --model_name_or_path ernie-1.0
+    --tokenizer_name_or_path "$VOCAB_DIR"
+    --model_config "${MODEL_CONFIG:-hidden_size=64,num_hidden_layers=2,num_attention_heads=2,intermediate_size=128,max_position_embeddings=128}"
+    --input_dir "$INPUT_DIR"
+    --output_dir "$OUTPUT_DIR"
+    --split "${SPLIT:-90,5,5}"
+    --max_seq_len "${MAX_SEQ_LEN:-128}"
+    --micro_batch_size "${MICRO_BATCH_SIZE:-8}"
+    --global_batch_size "${GLOBAL_BATCH_SIZE:-$((8 * NPROC))}"
+    --max_lr "${MAX_LR:-0.001}"
+    --min_lr "${MIN_LR:-0.0001}"
+    --max_steps "${MAX_STEPS:-20}"
+    --save_steps "${SAVE_STEPS:-20}"
+    --checkpoint_steps "${CHECKPOINT_STEPS:-10}"
+    --warmup_rate "${WARMUP_RATE:-0.1}"
+    --logging_freq "${LOGGING_FREQ:-5}"
+    --eval_freq "${EVAL_FREQ:-10}"
+    --eval_iters "${EVAL_ITERS:-2}"
+    --num_workers "${NUM_WORKERS:-0}"
+    --device cpu
+  )
+}
+
 # gpu_nodes: the --ips arguments for multi-node runs (IPS=ip1,ip2,...; the same command runs on every node).
 gpu_nodes() {
   NODES=()
