@@ -31,33 +31,11 @@ DEVICES=${DEVICES:-${GPUS:-0,1,2,3,4,5,6,7}}
 MODEL=${MODEL:-ernie-1.0-base-zh}
 # Multi-node: IPS=ip1,ip2,... and the same command on every node (paddle.distributed.launch --ips).
 gpu_nodes
+gpu_recipe_flags
 
 exec "$PYTHON" -u -m paddle.distributed.launch "${NODES[@]}" --gpus "$DEVICES" --log_dir "$OUTPUT_DIR/log" \
   run_pretrain.py \
-  --model_type ernie \
-  --model_name_or_path "$MODEL" \
-  --tokenizer_name_or_path "${TOKENIZER:-$MODEL}" \
-  --input_dir "$INPUT_DIR" \
-  --output_dir "$OUTPUT_DIR" \
-  --split "${SPLIT:-949,50,1}" \
-  --max_seq_len "${MAX_SEQ_LEN:-512}" \
-  --micro_batch_size "${MICRO_BATCH_SIZE:-64}" \
-  --global_batch_size "${GLOBAL_BATCH_SIZE:-512}" \
-  --use_amp "${USE_AMP:-true}" \
+  "${GPU_FLAGS[@]}" \
   --fp16_opt_level "${FP16_OPT_LEVEL:-O2}" \
-  --use_recompute "${USE_RECOMPUTE:-false}" \
-  --max_lr "${MAX_LR:-0.0001}" \
-  --min_lr "${MIN_LR:-0.00001}" \
-  --max_steps "${MAX_STEPS:-1000000}" \
-  --save_steps "${SAVE_STEPS:-50000}" \
-  --checkpoint_steps "${CHECKPOINT_STEPS:-5000}" \
-  --decay_steps "${DECAY_STEPS:-990000}" \
-  --weight_decay "${WEIGHT_DECAY:-0.01}" \
-  --warmup_rate "${WARMUP_RATE:-0.01}" \
-  --grad_clip "${GRAD_CLIP:-1.0}" \
-  --logging_freq "${LOGGING_FREQ:-20}" \
-  --num_workers "${NUM_WORKERS:-2}" \
-  --eval_freq "${EVAL_FREQ:-1000}" \
   --share_folder "${SHARE_FOLDER:-false}" \
-  --device gpu \
   "$@"

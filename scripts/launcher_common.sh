@@ -57,6 +57,37 @@ smoke_args_py_flags() {
   )
 }
 
+# gpu_recipe_flags: the GPU_FLAGS array of the original 8-GPU recipe shared by the dygraph and static launchers (both
+# parse args.py): global batch 512, seq 512, AMP, 1M steps; every value is an environment variable.
+gpu_recipe_flags() {
+  GPU_FLAGS=(
+    --model_type ernie
+    --model_name_or_path "$MODEL"
+    --tokenizer_name_or_path "${TOKENIZER:-$MODEL}"
+    --input_dir "$INPUT_DIR"
+    --output_dir "$OUTPUT_DIR"
+    --split "${SPLIT:-949,50,1}"
+    --max_seq_len "${MAX_SEQ_LEN:-512}"
+    --micro_batch_size "${MICRO_BATCH_SIZE:-64}"
+    --global_batch_size "${GLOBAL_BATCH_SIZE:-512}"
+    --use_amp "${USE_AMP:-true}"
+    --use_recompute "${USE_RECOMPUTE:-false}"
+    --max_lr "${MAX_LR:-0.0001}"
+    --min_lr "${MIN_LR:-0.00001}"
+    --max_steps "${MAX_STEPS:-1000000}"
+    --save_steps "${SAVE_STEPS:-50000}"
+    --checkpoint_steps "${CHECKPOINT_STEPS:-5000}"
+    --decay_steps "${DECAY_STEPS:-990000}"
+    --weight_decay "${WEIGHT_DECAY:-0.01}"
+    --warmup_rate "${WARMUP_RATE:-0.01}"
+    --grad_clip "${GRAD_CLIP:-1.0}"
+    --logging_freq "${LOGGING_FREQ:-20}"
+    --num_workers "${NUM_WORKERS:-2}"
+    --eval_freq "${EVAL_FREQ:-1000}"
+    --device gpu
+  )
+}
+
 # gpu_nodes: the --ips arguments for multi-node runs (IPS=ip1,ip2,...; the same command runs on every node).
 gpu_nodes() {
   NODES=()
