@@ -142,8 +142,11 @@ class IndexedDatasetWriter:
         """Write `_ids.npy` (header + streamed ids, no second copy in memory) and `_idx.npz`, each via a rename."""
         self._close_scratch()
         ids_tmp = self._ids_path.with_name(self._ids_path.name + ".tmp")
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                  "shape": (self.num_tokens,)}
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": (self.num_tokens,),
+        }
         with open(ids_tmp, "wb") as out, open(self._raw_path, "rb") as raw:
             np.lib.format.write_array_header_1_0(out, header)
             while chunk := raw.read(1 << 24):
