@@ -12,21 +12,18 @@ config without the Trainer, measured in the same process for comparison.
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_pretrain import TINY, VOCAB_SIZE, bench_dygraph, synthetic_batch  # noqa: E402
+from bench_pretrain import TINY, VOCAB_SIZE, synthetic_batch  # noqa: E402
 
 
 class _BatchPerCall:
@@ -114,34 +111,12 @@ def bench_trainer(
     return {"tokens_per_second": steps * micro_batch_size * seq_len / elapsed, "ms_per_step": 1000 * elapsed / steps}
 
 
-ENTRY_POINTS: Dict[str, Callable[..., Dict[str, float]]] = {"trainer": bench_trainer, "dygraph": bench_dygraph}
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Print one line per (entry point, thread count)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--entry", nargs="+", default=list(ENTRY_POINTS), choices=list(ENTRY_POINTS))
-    parser.add_argument("--threads", nargs="+", type=int, default=[2])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--micro_batch_size", type=int, default=8)
-    parser.add_argument("--seq_len", type=int, default=128)
-    args = parser.parse_args(argv)
-    print(
-        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
-        f"tiny ERNIE {TINY['num_hidden_layers']}x{TINY['hidden_size']} vocab {VOCAB_SIZE}, "
-        f"micro batch {args.micro_batch_size} x seq {args.seq_len}"
-    )
-    for entry in args.entry:
-        for threads in args.threads:
-            result = ENTRY_POINTS[entry](
-                threads=threads, micro_batch_size=args.micro_batch_size, seq_len=args.seq_len, steps=args.steps
-            )
-            print(
-                f"{entry:8s} threads={threads}  {result['tokens_per_second']:9.0f} tokens/s  "
-                f"{result['ms_per_step']:7.1f} ms/step",
-                flush=True,
-            )
-    return 0
+    """bench_pretrain.py's report for the Trainer and dygraph entry points (same flags)."""
+    import bench_pretrain
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return bench_pretrain.main(argv if "--entry" in argv else ["--entry", "trainer", "dygraph", *argv])
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data_tools.errors import ToolkitError, run_cli  # noqa: E402
-from deploy.predictor import ExportedModel, batched, classify, pad_batch, read_texts  # noqa: E402
+from deploy.predictor import ExportedModel, add_predictor_flags, batched, classify, pad_batch, read_texts  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,18 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--context", default=None, help="QA: the passage.")
     parser.add_argument("--question", default=None, help="QA: the question about --context.")
-    parser.add_argument("--max_seq_length", type=int, default=None, help="Default: the export's max_seq_length.")
-    parser.add_argument("--batch_size", type=int, default=8, help="Inputs per predictor run.")
-    parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="Default: gpu if available, else cpu.")
-    parser.add_argument(
-        "--cpu_threads", type=int, default=None, help="Math library threads on CPU (default: min(10, CPU count))."
-    )
-    parser.add_argument(
-        "--enable_mkldnn", action="store_true", default=None, help="oneDNN kernels on CPU (Paddle 3's default: on)."
-    )
-    parser.add_argument(
-        "--disable_mkldnn", action="store_false", dest="enable_mkldnn", default=None, help="Plain CPU kernels."
-    )
+    add_predictor_flags(parser, batch_size=8)
     return parser
 
 

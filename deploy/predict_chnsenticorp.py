@@ -20,7 +20,7 @@ import time  # noqa: E402
 from typing import List, Optional, Sequence  # noqa: E402
 
 from data_tools.errors import ToolkitError, run_cli  # noqa: E402
-from deploy.predictor import ExportedModel, classify, read_texts  # noqa: E402
+from deploy.predictor import ExportedModel, add_predictor_flags, classify, read_texts  # noqa: E402
 
 EXAMPLE_TEXTS = [
     "东西不错，不过有人不太喜欢镜面的，我个人比较喜欢，总之还算满意。",
@@ -35,18 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("texts", nargs="*", help="Texts to classify (default: three example reviews).")
     parser.add_argument("--model_dir", default="./export/", help="Export directory (inference.json, vocab.txt, ...).")
     parser.add_argument("--input_file", default=None, help="File with one text per line; '-' reads stdin.")
-    parser.add_argument("--max_seq_length", type=int, default=None, help="Default: the export's max_seq_length.")
-    parser.add_argument("--batch_size", type=int, default=2, help="Texts per predictor run.")
-    parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="Default: gpu if available, else cpu.")
-    parser.add_argument(
-        "--cpu_threads", type=int, default=None, help="Math library threads on CPU (default: min(10, CPU count))."
-    )
-    parser.add_argument(
-        "--enable_mkldnn", action="store_true", default=None, help="oneDNN kernels on CPU (Paddle 3's default: on)."
-    )
-    parser.add_argument(
-        "--disable_mkldnn", action="store_false", dest="enable_mkldnn", default=None, help="Plain CPU kernels."
-    )
+    add_predictor_flags(parser, batch_size=2)
     parser.add_argument("--benchmark", action="store_true", help="Also print texts/s over 10 passes.")
     return parser
 

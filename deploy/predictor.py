@@ -6,6 +6,7 @@ An export directory holds `inference.json` (PIR program; a legacy export has `in
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass
@@ -24,6 +25,22 @@ MODEL_FILE_PAIRS = (
 )
 EXPORT_CONFIG_NAME = "export_config.json"
 DEVICES = ("cpu", "gpu")
+
+
+def add_predictor_flags(parser: argparse.ArgumentParser, batch_size: int) -> None:
+    """The flags every deploy script shares: sequence length, batching, device, CPU threads, oneDNN."""
+    parser.add_argument("--max_seq_length", type=int, default=None, help="Default: the export's max_seq_length.")
+    parser.add_argument("--batch_size", type=int, default=batch_size, help="Inputs per predictor run.")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="Default: gpu if available, else cpu.")
+    parser.add_argument(
+        "--cpu_threads", type=int, default=None, help="Math library threads on CPU (default: min(10, CPU count))."
+    )
+    parser.add_argument(
+        "--enable_mkldnn", action="store_true", default=None, help="oneDNN kernels on CPU (Paddle 3's default: on)."
+    )
+    parser.add_argument(
+        "--disable_mkldnn", action="store_false", dest="enable_mkldnn", default=None, help="Plain CPU kernels."
+    )
 
 
 def find_model_files(model_dir: str) -> Tuple[Path, Path]:
