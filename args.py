@@ -12,8 +12,8 @@ import dataclasses
 import logging
 from typing import Any, List, Optional, Sequence
 
-from data_tools.errors import ToolkitError
-from ernie_pretrain.config import (
+from ernie1.common.errors import ToolkitError
+from ernie1.pretrain.config import (
     DEVICES,
     FP16_OPT_LEVELS,
     LR_DECAY_STYLES,
@@ -26,7 +26,7 @@ from ernie_pretrain.config import (
     derive_warmup_steps,
 )
 
-logger = logging.getLogger("ernie_pretrain")
+logger = logging.getLogger("ernie1")
 
 _TRUE = ("yes", "true", "t", "y", "1")
 _FALSE = ("no", "false", "f", "n", "0")
@@ -191,7 +191,7 @@ def _check_parallel_degrees(ns: argparse.Namespace, world_size: int) -> None:
 
 
 def build_data_config(ns: argparse.Namespace, binary_head: bool) -> Any:
-    """data_tools.dataset_config.ErnieDatasetConfig from the data flags."""
+    """ernie1.data.dataset_config.ErnieDatasetConfig from the data flags."""
     values = {
         "input_dir": ns.input_dir,
         "split": ns.split,
@@ -205,7 +205,7 @@ def build_data_config(ns: argparse.Namespace, binary_head: bool) -> Any:
         "seed": ns.seed,
         "share_folder": ns.share_folder,
     }
-    from data_tools.dataset_config import ErnieDatasetConfig
+    from ernie1.data.dataset_config import ErnieDatasetConfig
 
     names = {field.name for field in dataclasses.fields(ErnieDatasetConfig)}
     return ErnieDatasetConfig(**{key: value for key, value in values.items() if key in names})
@@ -281,7 +281,7 @@ def config_from_namespace(ns: argparse.Namespace, world_size: int = 1) -> Pretra
 
 def parse_pretraining_args(argv: Optional[Sequence[str]] = None, world_size: Optional[int] = None) -> PretrainConfig:
     """Parse `argv` (None: sys.argv[1:]) into a validated PretrainConfig; errors are one-line ToolkitErrors."""
-    from ernie_pretrain.runtime import launched_world_size
+    from ernie1.pretrain.runtime import launched_world_size
 
     ns = build_parser().parse_args(None if argv is None else list(argv))
     return config_from_namespace(ns, launched_world_size() if world_size is None else world_size)

@@ -7,9 +7,9 @@ import sys
 from typing import Optional, Sequence
 
 from args import parse_pretraining_args
-from data_tools.errors import run_cli
-from ernie_pretrain.runtime import init_runtime
-from ernie_pretrain.train_dygraph import run_dygraph
+from ernie1.common.errors import run_cli
+from ernie1.pretrain.runtime import init_runtime
+from ernie1.pretrain.train_dygraph import run_dygraph
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

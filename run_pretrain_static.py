@@ -10,9 +10,9 @@ import sys
 from typing import Optional, Sequence
 
 from args import parse_pretraining_args
-from data_tools.errors import run_cli
-from ernie_pretrain.runtime import init_runtime
-from ernie_pretrain.static_train import run_static
+from ernie1.common.errors import run_cli
+from ernie1.pretrain.runtime import init_runtime
+from ernie1.pretrain.static_train import run_static
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -2,7 +2,7 @@
 data parallel: `python -m paddle.distributed.launch --nproc_per_node N run_pretrain_trainer.py ...` (GPUs: `--gpus`).
 
 Flags are paddlenlp's TrainingArguments plus the ModelArguments / DataArguments / PreTrainingArguments of
-`ernie_pretrain.trainer`. A run resumes from the newest complete `output_dir/checkpoint-<step>` unless
+`ernie1.pretrain.trainer`. A run resumes from the newest complete `output_dir/checkpoint-<step>` unless
 `--overwrite_output_dir` is given, or from `--resume_from_checkpoint <dir>`.
 """
 
@@ -13,9 +13,9 @@ from typing import Optional, Sequence
 
 import paddle
 
-from data_tools.errors import run_cli
-from ernie_pretrain.runtime import launched_world_size, set_cpu_threads, setup_logging
-from ernie_pretrain.trainer import parse_trainer_args, run_trainer
+from ernie1.common.errors import run_cli
+from ernie1.pretrain.runtime import launched_world_size, set_cpu_threads, setup_logging
+from ernie1.pretrain.trainer import parse_trainer_args, run_trainer
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

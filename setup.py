@@ -4,8 +4,8 @@ from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
 index_helpers = Pybind11Extension(
-    "data_tools._index_helpers",
-    ["data_tools/helpers.cpp"],
+    "ernie1.data._index_helpers",
+    ["ernie1/data/helpers.cpp"],
     cxx_std=17,
     extra_compile_args=["-O3"],
 )

@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_tools.dataset_config import ErnieDatasetConfig  # noqa: E402
-from data_tools.ernie_dataset import ErnieDataset  # noqa: E402
-from data_tools.index_helpers import build_mapping  # noqa: E402
-from data_tools.indexed_dataset import MMapIndexedDataset  # noqa: E402
-from data_tools.knowledge import ENTITY, PHRASE, KnowledgeSpans, load_knowledge_spans  # noqa: E402
-from data_tools.masking import MaskingVocab, unit_spans  # noqa: E402
+from ernie1.data.dataset import ErnieDataset  # noqa: E402
+from ernie1.data.dataset_config import ErnieDatasetConfig  # noqa: E402
+from ernie1.data.index_helpers import build_mapping  # noqa: E402
+from ernie1.data.indexed_dataset import MMapIndexedDataset  # noqa: E402
+from ernie1.data.masking import MaskingVocab, unit_spans  # noqa: E402
+from ernie1.text.knowledge import ENTITY, PHRASE, KnowledgeSpans, load_knowledge_spans  # noqa: E402
 
 
 def synthetic_knowledge(indexed: MMapIndexedDataset, vocab: MaskingVocab) -> KnowledgeSpans:

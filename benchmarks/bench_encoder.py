@@ -21,9 +21,9 @@ from typing import Callable, List
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_tools.demo_corpus import package_dir  # noqa: E402
-from data_tools.fast_encoder import SlowSentenceEncoder, build_sentence_encoder  # noqa: E402
-from data_tools.segmentation import get_word_segmenter  # noqa: E402
-from data_tools.tokenization import demo_vocab_path, extend_chinese_char, load_tokenizer  # noqa: E402
+from ernie1.text.encoder import SlowSentenceEncoder, build_sentence_encoder  # noqa: E402
+from ernie1.text.segmentation import get_word_segmenter  # noqa: E402
+from ernie1.text.tokenizer import demo_vocab_path, extend_chinese_char, load_tokenizer  # noqa: E402
 
 
 def news_documents(num_docs: int) -> List[List[str]]:

@@ -1,4 +1,4 @@
-"""Throughput of the index helpers, ours (`data_tools._index_helpers`) vs the original's prebuilt `tool_helpers`.
+"""Throughput of the index helpers, ours (`ernie1.data._index_helpers`) vs the original's prebuilt `tool_helpers`.
 
     .venv/bin/python benchmarks/bench_index.py [--sentences 10000000] [--repeat 3]
 
@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data_tools import _index_helpers as ours  # noqa: E402
+from ernie1.data import _index_helpers as ours  # noqa: E402
 
 INT32_SENTINEL = np.iinfo(np.int32).max - 1
 INT64_SENTINEL = np.iinfo(np.int64).max - 1

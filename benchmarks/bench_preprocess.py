@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_tools import create_pretraining_data, trans_to_json  # noqa: E402
 from data_tools.demo_corpus import write_demo_corpus  # noqa: E402
-from data_tools.segmentation import get_word_segmenter  # noqa: E402
-from data_tools.tokenization import demo_vocab_path, load_tokenizer  # noqa: E402
+from ernie1.text.segmentation import get_word_segmenter  # noqa: E402
+from ernie1.text.tokenizer import demo_vocab_path, load_tokenizer  # noqa: E402
 
 
 def _quiet(function, argv):

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_pretrain.py                      # dygraph, static and Trainer, 2 threads
     .venv/bin/python benchmarks/bench_pretrain.py --entry dygraph --threads 1 2 --steps 40
 
-Synthetic batches in data_tools.collate's format (no data pipeline in the loop), so the figure is the training step's
+Synthetic batches in ernie1.data.collate's format (no data pipeline in the loop), so the figure is the training step's
 alone: forward, loss, backward, AdamW with the no-decay filter and global-norm clipping. Tokens are counted as the
 training logs count them: micro_batch_size x seq_len per step. Same tiny config as bench_pretrain_static.py.
 """
@@ -53,11 +53,11 @@ def bench_dygraph(
     import paddle
     from paddlenlp.transformers import ErnieConfig
 
-    from ernie_pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
-    from ernie_pretrain.lr_schedule import build_lr_scheduler
-    from ernie_pretrain.model import PretrainingCriterion, build_pretraining_model
-    from ernie_pretrain.optim import build_optimizer
-    from ernie_pretrain.train_dygraph import TrainingParts, train_step
+    from ernie1.pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
+    from ernie1.pretrain.lr_schedule import build_lr_scheduler
+    from ernie1.pretrain.model import PretrainingCriterion, build_pretraining_model
+    from ernie1.pretrain.optim import build_optimizer
+    from ernie1.pretrain.train_dygraph import TrainingParts, train_step
 
     paddle.set_device("cpu")
     paddle.base.core.set_num_threads(threads)

@@ -40,8 +40,8 @@ def bench_static(
     import paddle
     from paddlenlp.transformers import ErnieConfig
 
-    from ernie_pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
-    from ernie_pretrain.static_graph import build_static_programs, create_executor, initialize_parameters, train_step
+    from ernie1.pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
+    from ernie1.pretrain.static_graph import build_static_programs, create_executor, initialize_parameters, train_step
 
     paddle.enable_static()
     paddle.base.core.set_num_threads(threads)

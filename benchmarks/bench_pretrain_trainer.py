@@ -5,7 +5,7 @@
 
 `bench_trainer` runs the real `PretrainingTrainer.train()` loop (sampler, collate call, forward, CriterionWrapper,
 backward, AdamW with the no-decay filter and global-norm clipping, LR schedule, Trainer bookkeeping and logging) over
-synthetic batches in data_tools.collate's format, so no data pipeline is timed. Tokens are counted as the training
+synthetic batches in ernie1.data.collate's format, so no data pipeline is timed. Tokens are counted as the training
 logs count them: micro_batch_size x seq_len per step. The dygraph figure (bench_pretrain.bench_dygraph) is the same
 config without the Trainer, measured in the same process for comparison.
 """
@@ -48,11 +48,11 @@ def bench_trainer(
     from paddlenlp.transformers import ErnieConfig
     from paddlenlp.utils.log import logger as paddlenlp_logger
 
-    from data_tools.collate import to_trainer_inputs
-    from ernie_pretrain.config import OptimConfig
-    from ernie_pretrain.lr_schedule import build_lr_scheduler
-    from ernie_pretrain.model import PretrainingCriterion, build_pretraining_model
-    from ernie_pretrain.trainer import CriterionWrapper, PreTrainingArguments, PretrainingTrainer
+    from ernie1.data.collate import to_trainer_inputs
+    from ernie1.pretrain.config import OptimConfig
+    from ernie1.pretrain.lr_schedule import build_lr_scheduler
+    from ernie1.pretrain.model import PretrainingCriterion, build_pretraining_model
+    from ernie1.pretrain.trainer import CriterionWrapper, PreTrainingArguments, PretrainingTrainer
 
     class StepClock(TrainerCallback):
         """perf_counter at the end of the last warm-up step and of the last step."""

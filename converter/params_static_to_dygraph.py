@@ -22,9 +22,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from data_tools.errors import ToolkitError, run_cli
+from ernie1.common.errors import ToolkitError, run_cli
 
-logger = logging.getLogger("ernie_pretrain")
+logger = logging.getLogger("ernie1")
 
 STATIC_VARS_PREFIX = "static_vars"
 # Tokenizer files copied from a checkpoint directory into a directory output (added_tokens.json never exists there).
@@ -93,7 +93,7 @@ def load_ernie_config(model: Optional[str], source: StaticSource, static_params:
     """ErnieConfig from `--model` (built-in name or config dir), else the checkpoint directory's model_config.json."""
     from paddlenlp.transformers import ErnieConfig
 
-    from ernie_pretrain.model import BUILTIN_CONFIGS, base_config_dict, find_model_config_file
+    from ernie1.pretrain.model import BUILTIN_CONFIGS, base_config_dict, find_model_config_file
 
     if model is None:
         if source.checkpoint_dir is None or find_model_config_file(str(source.checkpoint_dir)) is None:
@@ -122,7 +122,7 @@ def skeleton_name_map(ernie_config, binary_head: bool) -> Dict[str, str]:
     """{structured key: static name} of a model built the way run_pretrain_static.py builds it (no checkpoint map)."""
     import paddle
 
-    from ernie_pretrain.model import build_pretraining_model
+    from ernie1.pretrain.model import build_pretraining_model
 
     was_dynamic = paddle.in_dynamic_mode()
     paddle.enable_static()
@@ -154,7 +154,7 @@ def build_dygraph_model(ernie_config, state: Dict[str, np.ndarray], binary_head:
     """The dygraph model with `state` loaded; shapes must match exactly."""
     import paddle
 
-    from ernie_pretrain.model import build_pretraining_model
+    from ernie1.pretrain.model import build_pretraining_model
 
     model = build_pretraining_model(ernie_config, binary_head=binary_head)
     expected = model.state_dict()
@@ -181,7 +181,7 @@ def write_output(output_path: Path, model, ernie_config, source: StaticSource) -
     """Directory form: weights, model_config.json and tokenizer files; file form: the weights only."""
     import paddle
 
-    from ernie_pretrain.model import model_config_dict
+    from ernie1.pretrain.model import model_config_dict
 
     state = model.state_dict()
     if output_path.name.endswith(".pdparams"):
@@ -206,7 +206,7 @@ def write_output(output_path: Path, model, ernie_config, source: StaticSource) -
 
 def convert(model: Optional[str], path: str, output_path: Optional[str]) -> List[Path]:
     """Convert the static checkpoint at `path`; returns the files written."""
-    from ernie_pretrain.static_checkpoint import NAME_MAP_FILE, read_name_map, read_static_params
+    from ernie1.pretrain.static_checkpoint import NAME_MAP_FILE, read_name_map, read_static_params
 
     source = resolve_source(path)
     static_params = read_static_params(str(source.pdparams))

@@ -12,7 +12,7 @@ Selection rule (after the basic tokenizer: lower-casing, accent stripping, CJK a
    the whole word, its prefixes of 2+ characters, and `##` + its suffixes of 2+ characters, each counted with the
    word's frequency; only pieces with count >= `--min_frequency` qualify.
 `--extend_chinese_char` then appends `##<c>` for every single CJK vocab character (U+4E00-U+9FA5) that lacks one, in
-vocab order: the ids match `data_tools.tokenization.extend_chinese_char` on the base vocab.
+vocab order: the ids match `ernie1.text.tokenizer.extend_chinese_char` on the base vocab.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if __name__ == "__main__" and not __package__:
     # Run as a file: sys.path[0] is data_tools/, whose module names could shadow top-level ones; use the repo root.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from data_tools.errors import ToolkitError, run_cli  # noqa: E402
+from ernie1.common.errors import ToolkitError, run_cli  # noqa: E402
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CJK_FIRST, CJK_LAST = 0x4E00, 0x9FA5

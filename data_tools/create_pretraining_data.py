@@ -20,7 +20,9 @@ if __name__ == "__main__" and not __package__:
     # Run as a file: sys.path[0] is data_tools/, whose module names could shadow top-level ones; use the repo root.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from data_tools.document_encoder import (
+from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.data.indexed_dataset import IndexedDatasetWriter, ids_dtype_for_vocab
+from ernie1.text.document_encoder import (
     BatchResult,
     DocumentEncoder,
     EncodeConfig,
@@ -28,11 +30,9 @@ from data_tools.document_encoder import (
     encode_batch,
     init_worker,
 )
-from data_tools.errors import ToolkitError, run_cli
-from data_tools.indexed_dataset import IndexedDatasetWriter, ids_dtype_for_vocab
-from data_tools.knowledge import KnowledgeSpansWriter
-from data_tools.text_documents import SkipCounter, iter_batches, iter_raw_lines, list_jsonl_inputs
-from data_tools.tokenization import extended_vocab_size
+from ernie1.text.documents import SkipCounter, iter_batches, iter_raw_lines, list_jsonl_inputs
+from ernie1.text.knowledge import KnowledgeSpansWriter
+from ernie1.text.tokenizer import extended_vocab_size
 
 # Documents per task sent to a worker (the original used imap chunks of 256 as well).
 BATCH_SIZE = 256

@@ -20,7 +20,7 @@ if __name__ == "__main__" and not __package__:
     # Run as a file: sys.path[0] is data_tools/, whose module names could shadow top-level ones; use the repo root.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from data_tools.errors import ToolkitError, run_cli
+from ernie1.common.errors import ToolkitError, run_cli
 
 SPLITS = ("train", "dev", "test")
 NUM_FILES = 4

@@ -16,9 +16,9 @@ from typing import List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from data_tools.dataset_config import ErnieDatasetConfig
-from data_tools.errors import ToolkitError, run_cli
-from data_tools.masking import MaskingVocab
+from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.data.dataset_config import ErnieDatasetConfig
+from ernie1.data.masking import MaskingVocab
 
 SPLITS = ("train", "valid", "test")
 
@@ -59,11 +59,11 @@ def load_vocab(args: argparse.Namespace) -> MaskingVocab:
     if args.vocab:
         from pathlib import Path
 
-        from data_tools.tokenization import check_vocab_file
+        from ernie1.text.tokenizer import check_vocab_file
 
         check_vocab_file(Path(args.vocab), flag="--vocab")
         return MaskingVocab.from_vocab_file(args.vocab)
-    from data_tools.tokenization import extend_chinese_char, load_tokenizer
+    from ernie1.text.tokenizer import extend_chinese_char, load_tokenizer
 
     tokenizer = load_tokenizer(args.model_name, args.tokenizer_name)
     extend_chinese_char(tokenizer)
@@ -132,7 +132,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         seed=args.seed,
     )
     vocab = load_vocab(args)
-    from data_tools.dataset_utils import build_train_valid_test_datasets
+    from ernie1.data.builder import build_train_valid_test_datasets
 
     wanted = args.start + args.num_samples
     counts = tuple(wanted if name == args.split else 0 for name in SPLITS)

@@ -22,7 +22,7 @@ if __name__ == "__main__" and not __package__:
     # Run as a file: sys.path[0] is data_tools/, whose module names could shadow top-level ones; use the repo root.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from data_tools.errors import ToolkitError, run_cli
+from ernie1.common.errors import ToolkitError, run_cli
 
 # The external-memory shuffle keeps at most about this many bytes of lines in memory at once.
 SHUFFLE_BUCKET_BYTES = 256 << 20

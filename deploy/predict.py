@@ -23,8 +23,8 @@ from typing import Callable, Dict, List, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from data_tools.errors import ToolkitError, run_cli  # noqa: E402
 from deploy.predictor import ExportedModel, add_predictor_flags, batched, classify, pad_batch, read_texts  # noqa: E402
+from ernie1.common.errors import ToolkitError, run_cli  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,8 +64,8 @@ def text_to_words(text: str) -> List[str]:
 
 
 def predict_ner(model: ExportedModel, args: argparse.Namespace) -> List[str]:
-    """`Data: <text> \t Entities: <type>:<span>, ...` per text, decoded by finetune.token_classification."""
-    from finetune.token_classification import WordPieceCache, decode_entities, encode_words
+    """`Data: <text> \t Entities: <type>:<span>, ...` per text, decoded by ernie1.tasks.ner."""
+    from ernie1.tasks.ner import WordPieceCache, decode_entities, encode_words
 
     texts = require_texts(args)
     label_list = model.config.get("label_list")
@@ -109,8 +109,8 @@ def read_qa_inputs(args: argparse.Namespace) -> List[Dict[str, str]]:
 
 
 def predict_qa(model: ExportedModel, args: argparse.Namespace) -> List[str]:
-    """`Question: <question> \t Answer: <answer>` per item, windowed and decoded by finetune.question_answering."""
-    from finetune.question_answering import QaExample, build_features, extract_answers
+    """`Question: <question> \t Answer: <answer>` per item, windowed and decoded by ernie1.tasks.qa."""
+    from ernie1.tasks.qa import QaExample, build_features, extract_answers
 
     items = read_qa_inputs(args)
     config = model.config

@@ -19,8 +19,8 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 from typing import List, Optional, Sequence  # noqa: E402
 
-from data_tools.errors import ToolkitError, run_cli  # noqa: E402
 from deploy.predictor import ExportedModel, add_predictor_flags, classify, read_texts  # noqa: E402
+from ernie1.common.errors import ToolkitError, run_cli  # noqa: E402
 
 EXAMPLE_TEXTS = [
     "东西不错，不过有人不太喜欢镜面的，我个人比较喜欢，总之还算满意。",

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from data_tools.errors import ToolkitError
+from ernie1.common.errors import ToolkitError
 
 # (program file, parameters file), in order of preference: PIR first, then the legacy layouts a 3.3 predictor loads.
 MODEL_FILE_PAIRS = (

@@ -19,8 +19,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set,
 import yaml
 from paddlenlp.trainer import PdArgumentParser, Trainer, TrainingArguments
 
-from data_tools.errors import ToolkitError, run_cli
 from deploy.predictor import EXPORT_CONFIG_NAME
+from ernie1.common.errors import ToolkitError, run_cli
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import unicodedata
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from data_tools.errors import ToolkitError
+from ernie1.common.errors import ToolkitError
 
 SPLIT_PERCENT = {"dev": 10, "test": 10}  # the rest is train
 
@@ -107,6 +107,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 if __name__ == "__main__":
     import sys
 
-    from data_tools.errors import run_cli
+    from ernie1.common.errors import run_cli
 
     sys.exit(run_cli(main))

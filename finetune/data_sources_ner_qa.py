@@ -19,8 +19,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from data_tools.errors import ToolkitError, run_cli
-from finetune.token_classification import to_bio
+from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.tasks.ner import to_bio
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CMRC2018_DIR = PROJECT_ROOT.parent / "shared" / "data" / "cmrc2018"

@@ -19,7 +19,19 @@ import json  # noqa: E402
 import logging  # noqa: E402
 from typing import Any, List, Optional, Sequence, Tuple  # noqa: E402
 
-from data_tools.errors import ToolkitError  # noqa: E402
+from ernie1.common.errors import ToolkitError  # noqa: E402
+from ernie1.tasks.ner import (  # noqa: E402
+    LOCAL_FILES_HINT,
+    NerExample,
+    build_label_list,
+    encode_examples,
+    entity_metrics,
+    examples_from_records,
+    make_compute_metrics,
+    predicted_word_tags,
+    read_ner_file,
+    write_predictions,
+)
 from finetune.common import (  # noqa: E402
     build_trainer,
     cli_entry,
@@ -34,18 +46,6 @@ from finetune.common import (  # noqa: E402
     resolve_last_checkpoint,
     save_json,
     train_and_save,
-)
-from finetune.token_classification import (  # noqa: E402
-    LOCAL_FILES_HINT,
-    NerExample,
-    build_label_list,
-    encode_examples,
-    entity_metrics,
-    examples_from_records,
-    make_compute_metrics,
-    predicted_word_tags,
-    read_ner_file,
-    write_predictions,
 )
 
 logger = logging.getLogger("run_ner")

@@ -18,7 +18,18 @@ if __package__ in (None, ""):  # run as `python run_qa.py` from finetune/: make 
 import logging  # noqa: E402
 from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
-from data_tools.errors import ToolkitError  # noqa: E402
+from ernie1.common.errors import ToolkitError  # noqa: E402
+from ernie1.tasks.qa import (  # noqa: E402
+    LOCAL_FILES_HINT,
+    QaExample,
+    QaFeature,
+    build_features,
+    examples_from_records,
+    extract_answers,
+    qa_metrics,
+    read_squad_file,
+    write_predictions,
+)
 from finetune.common import (  # noqa: E402
     FinetuneTrainer,
     build_trainer,
@@ -33,17 +44,6 @@ from finetune.common import (  # noqa: E402
     predict_outputs,
     resolve_last_checkpoint,
     train_and_save,
-)
-from finetune.question_answering import (  # noqa: E402
-    LOCAL_FILES_HINT,
-    QaExample,
-    QaFeature,
-    build_features,
-    examples_from_records,
-    extract_answers,
-    qa_metrics,
-    read_squad_file,
-    write_predictions,
 )
 
 logger = logging.getLogger("run_qa")

@@ -19,7 +19,16 @@ from typing import List, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from data_tools.errors import ToolkitError  # noqa: E402
+from ernie1.common.errors import ToolkitError  # noqa: E402
+from ernie1.tasks.seq_cls import (  # noqa: E402
+    build_label_list,
+    compute_metrics,
+    display_names,
+    encode_examples,
+    load_split,
+    require_labels,
+    write_predictions,
+)
 from finetune.common import (  # noqa: E402
     build_trainer,
     cli_entry,
@@ -32,15 +41,6 @@ from finetune.common import (  # noqa: E402
     resolve_last_checkpoint,
     save_json,
     train_and_save,
-)
-from finetune.sequence_classification import (  # noqa: E402
-    build_label_list,
-    compute_metrics,
-    display_names,
-    encode_examples,
-    load_split,
-    require_labels,
-    write_predictions,
 )
 
 logger = logging.getLogger("run_seq_cls")

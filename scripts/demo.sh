@@ -18,7 +18,7 @@ mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
 # Fresh results each time; the pip-installed environment is kept.
 rm -rf "${DEMO_DIR:?}"/{raw,data,pretrain,sentiment,chnsenticorp_v2} "$DEMO_DIR"/corpus.jsonl
-VOCAB=$("$PY" -c "from data_tools.tokenization import demo_vocab_path; print(demo_vocab_path())")
+VOCAB=$("$PY" -c "from ernie1.text.tokenizer import demo_vocab_path; print(demo_vocab_path())")
 step() { printf '\n==== %s\n' "$*"; }
 
 step "1/7 raw text: $DEMO_DOCS documents of the embedded news corpus (one sentence per line, blank line between documents)"

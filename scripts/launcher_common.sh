@@ -13,7 +13,7 @@ prepare_smoke_run() {
   DATA_DIR=${DATA_DIR:-output/demo_data}
   INPUT_DIR=${INPUT_DIR:-$DATA_DIR/demo}
   NPROC=${NPROC:-1}
-  VOCAB_DIR=$(dirname "$("$PYTHON" -c 'from data_tools.tokenization import demo_vocab_path; print(demo_vocab_path())')")
+  VOCAB_DIR=$(dirname "$("$PYTHON" -c 'from ernie1.text.tokenizer import demo_vocab_path; print(demo_vocab_path())')")
   if [ ! -f "${INPUT_DIR}_idx.npz" ] && [ ! -d "$INPUT_DIR" ]; then
     "$PYTHON" -m data_tools.demo_corpus --output_dir "$DATA_DIR/raw" --max_docs "${SMOKE_DOCS:-300}"
     "$PYTHON" -m data_tools.trans_to_json --input_path "$DATA_DIR/raw" --output_path "$DATA_DIR/demo.jsonl"

@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from data_tools.indexed_dataset import IndexedDatasetWriter
+from ernie1.data.indexed_dataset import IndexedDatasetWriter
 
 CN_CLIP_VOCAB_MD5 = "3b5b76c4aef48ecf8cb3abaafe960f09"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from args import build_parser, config_from_namespace, flag_names, str2bool
-from data_tools.errors import ToolkitError, run_cli
+from ernie1.common.errors import ToolkitError, run_cli
 
 SEED_README = Path(__file__).resolve().parents[1].parent / "shared" / "docs" / "SEED_README.md"
 

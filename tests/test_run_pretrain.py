@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import run_pretrain
-from data_tools.errors import run_cli
-from ernie_pretrain.checkpoint import find_resume_checkpoint, read_meta
-from ernie_pretrain.metrics_logger import read_metrics
-from tests.ernie_pretrain.helpers import tiny_argv
+from ernie1.common.errors import run_cli
+from ernie1.pretrain.checkpoint import find_resume_checkpoint, read_meta
+from ernie1.pretrain.metrics_logger import read_metrics
+from tests.ernie1.pretrain.helpers import tiny_argv
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,10 +14,10 @@ import paddle
 import pytest
 import yaml
 
-from data_tools.errors import run_cli
-from ernie_pretrain.metrics_logger import read_metrics
+from ernie1.common.errors import run_cli
+from ernie1.pretrain.metrics_logger import read_metrics
 from run_pretrain_static import main
-from tests.ernie_pretrain.helpers import tiny_argv
+from tests.ernie1.pretrain.helpers import tiny_argv
 
 REPO = Path(__file__).resolve().parent.parent
 STRAIGHT_STEPS = 6
@@ -121,7 +121,7 @@ def test_converted_run_checkpoint_loads_in_dygraph_with_identical_weights(straig
     from paddlenlp.transformers import ErnieForPretraining
 
     from converter.params_static_to_dygraph import main as convert_main
-    from ernie_pretrain.static_checkpoint import read_name_map
+    from ernie1.pretrain.static_checkpoint import read_name_map
 
     checkpoint_dir = straight_run[0] / "model_6"
     output_dir = tmp_path / "dygraph"
@@ -184,7 +184,7 @@ def test_resume_with_a_different_global_batch_is_refused(straight_run, tmp_path,
 LAUNCHED_ENTRY = """
 import sys
 import pytest
-from data_tools.errors import run_cli
+from ernie1.common.errors import run_cli
 from run_pretrain_static import main
 sys.exit(run_cli(main))
 """

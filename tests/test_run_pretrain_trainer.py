@@ -14,17 +14,17 @@ import paddle
 import pytest
 
 import run_pretrain_trainer
-from data_tools.errors import run_cli
-from ernie_pretrain.config import ScheduleConfig
-from ernie_pretrain.metrics_logger import read_metrics
-from ernie_pretrain.trainer import (
+from ernie1.common.errors import run_cli
+from ernie1.pretrain.config import ScheduleConfig
+from ernie1.pretrain.metrics_logger import read_metrics
+from ernie1.pretrain.trainer import (
     ResumableBatchSampler,
     parse_trainer_args,
     requested_samples,
     to_pretrain_config,
     valid_offset,
 )
-from tests.ernie_pretrain.helpers import TINY_MODEL
+from tests.ernie1.pretrain.helpers import TINY_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 

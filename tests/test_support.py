@@ -1,4 +1,4 @@
-from data_tools.indexed_dataset import MMapIndexedDataset
+from ernie1.data.indexed_dataset import MMapIndexedDataset
 
 
 def test_tiny_prefix_is_readable_and_consistent(tiny_prefix):

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_tools.errors import ToolkitError, run_cli  # noqa: E402
+from ernie1.common.errors import ToolkitError, run_cli  # noqa: E402
 
 LOSS_TAGS = ("train/loss", "train/lm_loss", "train/sop_loss", "valid/loss", "valid/lm_loss")
 LR_TAG = "train/learning_rate"

@@ -12,11 +12,11 @@ import pytest
 from paddlenlp.transformers import ErnieConfig, ErnieForPretraining, ErnieModel, ErnieTokenizer
 
 from converter.params_static_to_dygraph import main
-from data_tools.errors import run_cli
-from ernie_pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
-from ernie_pretrain.model import model_config_dict
-from ernie_pretrain.static_checkpoint import NAME_MAP_FILE, read_static_params, save_static_checkpoint
-from ernie_pretrain.static_graph import (
+from ernie1.common.errors import run_cli
+from ernie1.pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
+from ernie1.pretrain.model import model_config_dict
+from ernie1.pretrain.static_checkpoint import NAME_MAP_FILE, read_static_params, save_static_checkpoint
+from ernie1.pretrain.static_graph import (
     build_inference_program,
     build_static_programs,
     create_executor,
@@ -41,7 +41,7 @@ def tiny_ernie_config(vocab_size: int) -> ErnieConfig:
 
 
 def synthetic_batch(seed: int, vocab_size: int) -> dict:
-    """A collated-format batch (data_tools.collate keys) with one padded masked row and one padded token."""
+    """A collated-format batch (ernie1.data.collate keys) with one padded masked row and one padded token."""
     rng = np.random.RandomState(seed)
     input_ids = rng.randint(1, vocab_size, (BATCH, SEQ_LEN)).astype("int64")
     attention_mask = np.zeros((BATCH, 1, 1, SEQ_LEN), "float32")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from data_tools import create_pretraining_data, trans_to_json
-from data_tools.errors import ToolkitError, run_cli
-from data_tools.indexed_dataset import IndexedDatasetWriter, MMapIndexedDataset
+from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.data.indexed_dataset import IndexedDatasetWriter, MMapIndexedDataset
 
 REPO = Path(__file__).resolve().parents[2]
 

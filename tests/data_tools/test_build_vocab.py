@@ -4,8 +4,8 @@ import pytest
 from paddlenlp.transformers import ErnieTokenizer
 
 from data_tools import build_vocab
-from data_tools.errors import run_cli
-from data_tools.tokenization import extend_chinese_char
+from ernie1.common.errors import run_cli
+from ernie1.text.tokenizer import extend_chinese_char
 from tests import support
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from data_tools import inspect_samples
-from data_tools.errors import run_cli
-from data_tools.masking import MaskingVocab, extend_tokens
+from ernie1.common.errors import run_cli
+from ernie1.data.masking import MaskingVocab, extend_tokens
 
 TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "哈", "尔", "滨", "冰", "雪", "##尔"]
 

@@ -4,8 +4,8 @@ import pytest
 
 from data_tools import trans_to_json
 from data_tools.demo_corpus import write_demo_corpus
-from data_tools.errors import ToolkitError
 from data_tools.trans_to_json import main, shuffle_lines
+from ernie1.common.errors import ToolkitError
 
 
 def _read(path):

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from data_tools.errors import ToolkitError, run_cli
 from deploy.predict import main, text_to_words
 from deploy.predictor import ExportedModel
+from ernie1.common.errors import ToolkitError, run_cli
 from tests.finetune.tiny_checkpoint import write_tiny_pretraining_checkpoint
 
 
@@ -49,7 +49,7 @@ def test_ner_entities_follow_dygraph_argmax(checkpoint, tmp_path, capsys):
     import paddle
     from paddlenlp.transformers import ErnieForTokenClassification
 
-    from finetune.token_classification import decode_entities, encode_words
+    from ernie1.tasks.ner import decode_entities, encode_words
 
     labels = ["B-LOC", "I-LOC", "B-PER", "I-PER", "O"]
     extra = {"max_seq_length": 16, "label_list": labels}
@@ -76,7 +76,7 @@ def test_qa_answers_are_context_spans_equal_to_dygraph(checkpoint, tmp_path, cap
     import paddle
     from paddlenlp.transformers import ErnieForQuestionAnswering
 
-    from finetune.question_answering import QaExample, build_features, extract_answers
+    from ernie1.tasks.qa import QaExample, build_features, extract_answers
 
     extra = {"max_seq_length": 32, "doc_stride": 8, "max_query_length": 8, "n_best_size": 5, "max_answer_length": 6}
     model, export_dir = export(checkpoint, tmp_path, ErnieForQuestionAnswering, "qa", extra)

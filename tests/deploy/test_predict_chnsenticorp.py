@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_tools.errors import ToolkitError, run_cli
 from deploy import predictor as predictor_module
 from deploy.predict_chnsenticorp import EXAMPLE_TEXTS, main
 from deploy.predictor import ExportedModel, find_model_files
+from ernie1.common.errors import ToolkitError, run_cli
 from tests.finetune.tiny_checkpoint import read_json, write_tiny_pretraining_checkpoint
 
 TEXTS = [

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from data_tools.errors import ToolkitError, run_cli
+from ernie1.common.errors import ToolkitError, run_cli
 from finetune import common
 from finetune.common import (
     CONFIG_PATH,
@@ -365,9 +365,9 @@ def test_checkpoint_saved_by_pretraining_with_extended_vocab_loads_for_finetunin
     import paddle
     from paddlenlp.transformers import ErnieConfig, ErnieForPretraining, ErnieForSequenceClassification, ErnieTokenizer
 
-    checkpoint = pytest.importorskip("ernie_pretrain.checkpoint")
-    model_module = pytest.importorskip("ernie_pretrain.model")
-    tokenization = pytest.importorskip("data_tools.tokenization")
+    checkpoint = pytest.importorskip("ernie1.pretrain.checkpoint")
+    model_module = pytest.importorskip("ernie1.pretrain.model")
+    tokenization = pytest.importorskip("ernie1.text.tokenizer")
 
     # A vocab without the `##<CJK>` lines, so that the extension really adds tokens (as with the ERNIE vocabs).
     lines = vocab_path.read_text(encoding="utf-8").splitlines()

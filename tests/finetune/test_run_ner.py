@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from data_tools.errors import ToolkitError, run_cli
+from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.tasks.ner import entity_metrics, read_ner_file
 from finetune import data_sources_ner_qa
 from finetune.run_ner import load_split, main
-from finetune.token_classification import entity_metrics, read_ner_file
 from tests.finetune.tiny_checkpoint import read_json, write_tiny_pretraining_checkpoint
 
 TRAIN_FLAGS = [
@@ -83,7 +83,7 @@ def test_predictions_cover_every_char_and_match_test_results(finetuned, msra_fil
 @pytest.mark.slow
 def test_export_predicts_like_the_trained_model(finetuned, msra_files):
     from deploy.predictor import ExportedModel, pad_batch
-    from finetune.token_classification import decode_entities, encode_words
+    from ernie1.tasks.ner import decode_entities, encode_words
 
     export = finetuned / "export"
     config = read_json(export / "export_config.json")

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from data_tools.errors import ToolkitError, run_cli
+from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.tasks.qa import qa_metrics, read_squad_file
 from finetune import data_sources_ner_qa
-from finetune.question_answering import qa_metrics, read_squad_file
 from finetune.run_qa import load_split, main
 from tests.finetune.tiny_checkpoint import read_json, write_tiny_pretraining_checkpoint
 
@@ -89,7 +89,7 @@ def test_predictions_file_matches_test_results(finetuned, cmrc_files):
 @pytest.mark.slow
 def test_export_answers_like_the_trained_model(finetuned, cmrc_files):
     from deploy.predictor import ExportedModel, pad_batch
-    from finetune.question_answering import build_features, extract_answers
+    from ernie1.tasks.qa import build_features, extract_answers
 
     export = finetuned / "export"
     config = read_json(export / "export_config.json")

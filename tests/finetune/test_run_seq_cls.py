@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_tools.errors import ToolkitError, run_cli
+from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.tasks.seq_cls import classification_metrics, encode_examples, majority_baseline_accuracy
 from finetune import data_sources
 from finetune.run_seq_cls import main
-from finetune.sequence_classification import classification_metrics, encode_examples, majority_baseline_accuracy
 from tests.finetune.tiny_checkpoint import read_json, write_tiny_pretraining_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -266,7 +266,7 @@ def test_seed_commands_run_as_written_from_finetune_dir(checkpoint, sentiment_fi
 
 
 def test_named_records_map_onto_text_pairs_and_label_names():
-    from finetune.sequence_classification import named_record_to_example
+    from ernie1.tasks.seq_cls import named_record_to_example
 
     afqmc = named_record_to_example("clue afqmc", {"sentence1": "a", "sentence2": "b", "label": 1}, ["0", "1"], 1)
     assert afqmc == {"line": 1, "text": "a", "text_b": "b", "label": "1"}

@@ -1,0 +1,174 @@
+"""The on-disk pretraining corpus: `<prefix>_ids.npy` (flat token ids) + `<prefix>_idx.npz` (`lens`, `docs`).
+
+Format (compatible with the original loader): `lens` int32 [num_sentences] tokens per sentence; `docs` int64
+[num_docs+1] cumulative sentence counts with docs[0] == 0 and docs[-1] == num_sentences; sum(lens) == len(ids).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from ernie1.common.errors import ToolkitError
+
+IDS_SUFFIX = "_ids.npy"
+IDX_SUFFIX = "_idx.npz"
+
+
+def ids_dtype_for_vocab(extended_vocab_size: int) -> np.dtype:
+    """uint16 while every id (including the added `##` chars) fits, else int32 (REFERENCE §18.8)."""
+    return np.dtype(np.uint16) if extended_vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.int32)
+
+
+def data_paths(prefix: str) -> tuple[Path, Path]:
+    return Path(prefix + IDS_SUFFIX), Path(prefix + IDX_SUFFIX)
+
+
+class MMapIndexedDataset:
+    """Read-only, memory-mapped view of one prefix; `ds[i]` is sentence i as a numpy view."""
+
+    def __init__(self, prefix: str):
+        ids_path, idx_path = data_paths(prefix)
+        for path in (idx_path, ids_path):
+            if not path.is_file():
+                raise ToolkitError(f"{path}: data file not found (expected {ids_path.name} and {idx_path.name})")
+        try:
+            with np.load(idx_path) as index:
+                self._sizes = np.asarray(index["lens"], dtype=np.int32)
+                self._doc_idx = np.asarray(index["docs"], dtype=np.int64)
+        except KeyError as missing:
+            raise ToolkitError(f"{idx_path}: missing array {missing} (expected 'lens' and 'docs')") from None
+        except (OSError, ValueError) as error:
+            raise ToolkitError(f"{idx_path}: not a readable .npz index ({error})") from None
+        try:
+            self._ids = np.load(ids_path, mmap_mode="r")
+        except (OSError, ValueError) as error:
+            raise ToolkitError(f"{ids_path}: not a readable .npy array ({error})") from None
+        self.prefix = prefix
+        self._validate(ids_path, idx_path)
+        self._pointers = np.zeros(len(self._sizes) + 1, dtype=np.int64)
+        np.cumsum(self._sizes, out=self._pointers[1:])
+
+    def _validate(self, ids_path: Path, idx_path: Path) -> None:
+        docs, sizes = self._doc_idx, self._sizes
+        if self._ids.ndim != 1:
+            raise ToolkitError(f"{ids_path}: expected a 1-D id array, got shape {self._ids.shape}")
+        if len(docs) == 0 or docs[0] != 0 or docs[-1] != len(sizes) or np.any(np.diff(docs) < 0):
+            raise ToolkitError(
+                f"{idx_path}: 'docs' must rise from 0 to the sentence count {len(sizes)}; the index is corrupt"
+            )
+        total = int(sizes.sum(dtype=np.int64))
+        if total != len(self._ids):
+            raise ToolkitError(
+                f"{idx_path}: 'lens' sums to {total} tokens but {ids_path.name} holds {len(self._ids)}; "
+                "the two files do not belong together (re-run create_pretraining_data.py)"
+            )
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def __getitem__(self, sentence: int) -> np.ndarray:
+        return self._ids[self._pointers[sentence] : self._pointers[sentence + 1]]
+
+    def get(self, sentence: int, offset: int = 0, length: Optional[int] = None) -> np.ndarray:
+        start = self._pointers[sentence] + offset
+        end = self._pointers[sentence + 1] if length is None else start + length
+        return self._ids[start:end]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return self._sizes
+
+    @property
+    def doc_idx(self) -> np.ndarray:
+        return self._doc_idx
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids
+
+    @property
+    def pointers(self) -> np.ndarray:
+        """int64 token offset of each sentence, with a trailing total."""
+        return self._pointers
+
+
+class IndexedDatasetWriter:
+    """Streams documents to disk; files appear under their final names only in `finalize()` (atomic rename)."""
+
+    def __init__(self, prefix: str, dtype: np.dtype):
+        self.prefix = prefix
+        self.dtype = np.dtype(dtype)
+        self._ids_path, self._idx_path = data_paths(prefix)
+        directory = self._ids_path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ToolkitError(f"--output_prefix {prefix}: cannot create {directory} ({error.strerror})") from None
+        if not os.access(directory, os.W_OK):
+            raise ToolkitError(f"--output_prefix {prefix}: directory {directory} is not writable")
+        # Ids, sentence lengths and document ends all stream to scratch files, so memory stays flat with corpus size.
+        self._raw_path = self._ids_path.with_name(self._ids_path.name + ".tmp-raw")
+        self._lens_path = self._ids_path.with_name(self._ids_path.name + ".tmp-lens")
+        self._docs_path = self._ids_path.with_name(self._ids_path.name + ".tmp-docs")
+        self._raw = open(self._raw_path, "wb")
+        self._lens = open(self._lens_path, "wb")
+        self._docs = open(self._docs_path, "wb")
+        self._docs.write(np.int64(0).tobytes())
+        self.num_tokens = 0
+        self.num_sentences = 0
+        self.num_documents = 0
+
+    def add_document(self, sentences: Iterable[Sequence[int]]) -> None:
+        """Append one document (a list of sentences of ids); empty sentences and empty documents are dropped."""
+        lengths = []
+        for sentence in sentences:
+            if len(sentence) == 0:
+                continue
+            array = np.asarray(sentence, dtype=self.dtype)
+            self._raw.write(array.tobytes())
+            lengths.append(len(array))
+        if lengths:
+            self._lens.write(np.asarray(lengths, dtype=np.int32).tobytes())
+            self.num_tokens += sum(lengths)
+            self.num_sentences += len(lengths)
+            self.num_documents += 1
+            self._docs.write(np.int64(self.num_sentences).tobytes())
+
+    def finalize(self) -> None:
+        """Write `_ids.npy` (header + streamed ids, no second copy in memory) and `_idx.npz`, each via a rename."""
+        self._close_scratch()
+        ids_tmp = self._ids_path.with_name(self._ids_path.name + ".tmp")
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": (self.num_tokens,),
+        }
+        with open(ids_tmp, "wb") as out, open(self._raw_path, "rb") as raw:
+            np.lib.format.write_array_header_1_0(out, header)
+            while chunk := raw.read(1 << 24):
+                out.write(chunk)
+        idx_tmp = self._idx_path.with_name(self._idx_path.name + ".tmp.npz")
+        lens = np.fromfile(self._lens_path, dtype=np.int32)
+        docs = np.fromfile(self._docs_path, dtype=np.int64)
+        np.savez(idx_tmp, lens=lens, docs=docs)
+        os.replace(ids_tmp, self._ids_path)
+        os.replace(idx_tmp, self._idx_path)
+        self._remove_scratch()
+
+    def abort(self) -> None:
+        """Drop everything written so far; no output file is left behind."""
+        self._close_scratch()
+        self._remove_scratch()
+
+    def _close_scratch(self) -> None:
+        for handle in (self._raw, self._lens, self._docs):
+            handle.close()
+
+    def _remove_scratch(self) -> None:
+        for path in (self._raw_path, self._lens_path, self._docs_path):
+            if path.exists():
+                os.remove(path)

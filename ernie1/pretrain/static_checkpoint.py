@@ -1,0 +1,122 @@
+"""Static-graph checkpoints in the shared `model_<step>` / `model_last` layout, plus the static-name map.
+
+A static checkpoint directory holds `static_vars.pdparams` (pickle of static name -> ndarray), `static_vars.pdopt`
+(AdamW moments and beta powers) and `static_vars.json` (the PIR program), all from `paddle.static.save`; the
+`{structured key: static name}` map `static_name_map.json`; and, as every checkpoint of this project,
+`model_config.json`, tokenizer files, `config.yml`, `rng_state.pdparams` and the `COMPLETE` marker, written
+atomically by `ernie1.pretrain.checkpoint.save_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import numpy as np
+import paddle
+
+from ernie1.common.errors import ToolkitError
+from ernie1.pretrain import checkpoint
+
+logger = logging.getLogger("ernie1")
+
+STATIC_VARS_PREFIX = "static_vars"
+NAME_MAP_FILE = "static_name_map.json"
+
+
+def save_static_checkpoint(
+    directory: str,
+    program: paddle.static.Program,
+    name_map: Mapping[str, str],
+    meta: Mapping[str, Any],
+    tokenizer: Any = None,
+    model_config: Optional[Mapping[str, Any]] = None,
+    extra_parts: Optional[Mapping[str, Any]] = None,
+) -> Path:
+    """Write a complete static checkpoint of the variables of `program` (in the current scope) into `directory`.
+
+    `extra_parts` (name -> object with state_dict()) are saved as `checkpoint.save_checkpoint` parts.
+    """
+    parts = {"rng": checkpoint.RngState(), **dict(extra_parts or {})}
+
+    def write_static_files(temporary: Path) -> None:
+        paddle.static.save(program, str(temporary / STATIC_VARS_PREFIX))
+        write_name_map(temporary, name_map)
+
+    return checkpoint.save_checkpoint(
+        directory, parts, meta, tokenizer=tokenizer, model_config=model_config, write_extra_files=write_static_files
+    )
+
+
+def load_static_checkpoint(
+    directory: str,
+    program: paddle.static.Program,
+    name_map: Mapping[str, str],
+    restore_rng: bool = True,
+    extra_parts: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Load parameters + optimizer state (RNG states, `extra_parts`) of a static checkpoint; returns its config.yml."""
+    path = Path(directory)
+    prefix = path / STATIC_VARS_PREFIX
+    for suffix in (".pdparams", ".pdopt"):
+        if not Path(str(prefix) + suffix).is_file():
+            raise ToolkitError(f"{prefix}{suffix}: missing; {path} is not a static-graph checkpoint")
+    if read_name_map(path) != dict(name_map):
+        raise ToolkitError(
+            f"{path / NAME_MAP_FILE}: the checkpoint's parameters do not match this model (architecture or "
+            "--binary_head changed); resume with the same model flags or use a new --output_dir"
+        )
+    state = paddle.static.load_program_state(str(prefix))
+    paddle.static.set_program_state(program, state)
+    meta = checkpoint.read_meta(path)
+    parts = dict(extra_parts or {})
+    if restore_rng:
+        parts["rng"] = checkpoint.RngState()
+    for name, part in parts.items():
+        part_path = path / checkpoint.part_file(name)
+        if not part_path.is_file():
+            logger.warning("%s not found: %s starts fresh", part_path, name)
+            continue
+        # return_numpy: in static mode paddle.load would turn numpy's uint32 RNG key into a tensor and fail.
+        part.set_state_dict(paddle.load(str(part_path), return_numpy=True))
+    return meta
+
+
+def write_name_map(directory: str, name_map: Mapping[str, str]) -> Path:
+    """Write `static_name_map.json`: {structured state_dict key: static parameter name}."""
+    path = Path(directory) / NAME_MAP_FILE
+    path.write_text(json.dumps(dict(name_map), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def read_name_map(directory: str) -> Dict[str, str]:
+    """Read `static_name_map.json` of a checkpoint directory."""
+    path = Path(directory) / NAME_MAP_FILE
+    if not path.is_file():
+        raise ToolkitError(f"{path}: missing; a static checkpoint needs the name map run_pretrain_static.py writes")
+    try:
+        name_map = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ToolkitError(f"{path}: invalid JSON ({error.msg})") from None
+    if not isinstance(name_map, dict) or not all(isinstance(value, str) for value in name_map.values()):
+        raise ToolkitError(f"{path}: expected a JSON object of structured key -> static name")
+    return name_map
+
+
+def read_static_params(pdparams_path: str) -> Dict[str, np.ndarray]:
+    """The `{static name: ndarray}` pickle `paddle.static.save` writes (read without building a program)."""
+    path = Path(pdparams_path)
+    if not path.is_file():
+        raise ToolkitError(f"{path}: no such static parameter file")
+    try:
+        with open(path, "rb") as handle:
+            state = pickle.load(handle, encoding="latin1")
+    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError) as error:
+        raise ToolkitError(f"{path}: not a paddle.static.save parameter file ({error})") from None
+    if not isinstance(state, dict):
+        raise ToolkitError(f"{path}: not a paddle.static.save parameter file (expected a dict of arrays)")
+    # paddle.save (dygraph) pickles carry a name table entry; it is not a parameter.
+    return {name: np.asarray(value) for name, value in state.items() if name != "StructuredToParameterName@@"}

@@ -1,0 +1,99 @@
+"""Lazy reading of JSON-lines corpora for create_pretraining_data: input listing, batching, skip accounting."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+from ernie1.common.errors import ToolkitError
+
+JSONL_SUFFIX = ".jsonl"
+
+# A raw input line and where it came from: (file index, 1-based line number, bytes).
+RawLine = Tuple[int, int, bytes]
+
+
+def list_jsonl_inputs(input_path: str) -> List[Path]:
+    """`input_path` itself when it is a file, else the `*.jsonl` files of the directory (recursively, sorted)."""
+    path = Path(input_path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ToolkitError(f"--input_path {input_path}: no such file or directory")
+    files = sorted(p for p in path.rglob(f"*{JSONL_SUFFIX}") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise ToolkitError(f"--input_path {input_path}: no *{JSONL_SUFFIX} files in this directory")
+    return files
+
+
+def iter_raw_lines(files: List[Path]) -> Iterator[RawLine]:
+    """Every non-blank line of every file, lazily, with its location."""
+    for file_index, path in enumerate(files):
+        try:
+            handle = open(path, "rb")
+        except OSError as error:
+            raise ToolkitError(f"--input_path {path}: cannot read ({error.strerror})") from None
+        with handle:
+            for line_number, raw in enumerate(handle, start=1):
+                if raw.strip():
+                    yield file_index, line_number, raw
+
+
+def iter_batches(lines: Iterator[RawLine], batch_size: int) -> Iterator[List[RawLine]]:
+    """Group lines into lists of `batch_size` (the last may be shorter) without reading ahead further."""
+    batch: List[RawLine] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def parse_json_text(raw: bytes, json_key: str) -> Tuple[Optional[str], Optional[str]]:
+    """(text, None) for a usable line, else (None, reason) with reason one of SKIP_REASONS."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "undecodable"
+    except json.JSONDecodeError:
+        return None, "malformed"
+    if not isinstance(record, dict) or json_key not in record:
+        return None, "missing_key"
+    text = record[json_key]
+    if not isinstance(text, str):
+        return None, "missing_key"
+    return text, None
+
+
+SKIP_REASONS = {
+    "undecodable": "not UTF-8",
+    "malformed": "malformed JSON",
+    "missing_key": "no string under --json_key",
+}
+
+
+@dataclass
+class SkipCounter:
+    """Counts skipped lines per reason and remembers where the first one was."""
+
+    counts: dict = field(default_factory=lambda: {reason: 0 for reason in SKIP_REASONS})
+    first: Optional[str] = None
+
+    def add(self, reason: str, location: str) -> None:
+        self.counts[reason] += 1
+        if self.first is None:
+            self.first = f"{location} ({SKIP_REASONS[reason]})"
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        if self.total == 0:
+            return "0 lines skipped"
+        parts = ", ".join(f"{count} {SKIP_REASONS[reason]}" for reason, count in self.counts.items() if count)
+        return f"{self.total} lines skipped ({parts}; first at {self.first})"
