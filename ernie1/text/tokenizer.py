@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from data_tools.demo_corpus import package_dir
 from ernie1.common.errors import ToolkitError
+from ernie1.common.packages import package_dir
 
 TOKENIZER_CHOICES = ("ErnieTokenizer", "BertTokenizer")
 CN_CLIP_VOCAB_MD5 = "3b5b76c4aef48ecf8cb3abaafe960f09"
