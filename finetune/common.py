@@ -21,6 +21,7 @@ from paddlenlp.trainer import PdArgumentParser, Trainer, TrainingArguments
 
 from deploy.predictor import EXPORT_CONFIG_NAME
 from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.text.tokenizer import drop_wordpiece_added_tokens, save_tokenizer_files
 
 logger = logging.getLogger(__name__)
 
@@ -243,18 +244,6 @@ def _offline_error(flag: str, name: str, error: BaseException) -> ToolkitError:
         f"{flag} {name}: cannot load it from the paddlenlp hub ({reason}); offline, pass a local checkpoint directory "
         "such as the pretraining output's model_last (model_state.pdparams, model_config.json, vocab.txt)"
     )
-
-
-def drop_wordpiece_added_tokens(tokenizer: Any) -> int:
-    """Remove added `##` tokens (left by vocab extension) so text is split by the vocab alone; returns how many."""
-    dropped = [token for token in list(tokenizer.added_tokens_encoder) if token.startswith("##")]
-    for token in dropped:
-        index = tokenizer.added_tokens_encoder.pop(token)
-        tokenizer.added_tokens_decoder.pop(index, None)
-    if dropped:
-        tokenizer.unique_no_split_tokens = [t for t in tokenizer.unique_no_split_tokens if not t.startswith("##")]
-        tokenizer._create_trie(tokenizer.unique_no_split_tokens)
-    return len(dropped)
 
 
 def load_tokenizer_for_finetune(path: str, flag: str = "--model_name_or_path") -> Any:
@@ -633,8 +622,7 @@ def export_model(
     paddle.jit.save(model, str(target / "inference"), input_spec=input_spec)
     if was_training:
         model.train()
-    tokenizer.save_pretrained(str(target))
-    (target / "added_tokens.json").unlink(missing_ok=True)
+    save_tokenizer_files(tokenizer, target)
     save_json(target / EXPORT_CONFIG_NAME, {"task": task, "input_names": list(input_spec_names), **extra})
     logger.info("exported the inference model to %s", target)
     return target

@@ -25,6 +25,7 @@ import paddle
 import yaml
 
 from ernie1.common.errors import ToolkitError
+from ernie1.text.tokenizer import save_tokenizer_files
 
 logger = logging.getLogger(__name__)
 
@@ -107,26 +108,6 @@ def _remove_stale_temporaries(final: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def save_tokenizer_clean(tokenizer: Any, directory: Path) -> None:
-    """Save tokenizer files without the `##` CJK extension, so fine-tuning loads the plain vocab (PaddleNLP #3671)."""
-    from paddlenlp.utils.log import logger as paddlenlp_logger
-
-    # paddlenlp logs two INFO lines per save; at checkpoint cadence that drowns the training log.
-    paddlenlp_logger.disable()
-    try:
-        tokenizer.save_pretrained(str(directory))
-    finally:
-        paddlenlp_logger.enable()
-    added = directory / "added_tokens.json"
-    if added.exists():
-        added.unlink()
-    config_path = directory / "tokenizer_config.json"
-    if config_path.is_file():
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        if config.pop("added_tokens_decoder", None) is not None:
-            config_path.write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
-
-
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -164,7 +145,7 @@ def save_checkpoint(
     if model_config is not None:
         (temporary / MODEL_CONFIG_FILE).write_text(json.dumps(dict(model_config), indent=2, sort_keys=True), "utf-8")
     if tokenizer is not None:
-        save_tokenizer_clean(tokenizer, temporary)
+        save_tokenizer_files(tokenizer, temporary)
     if write_extra_files is not None:
         write_extra_files(temporary)
     (temporary / META_FILE).write_text(yaml.safe_dump(dict(meta), sort_keys=False), encoding="utf-8")

@@ -23,7 +23,7 @@ from paddlenlp.trainer.trainer_utils import PREFIX_CHECKPOINT_DIR, speed_metrics
 from paddlenlp.utils.batch_sampler import DistributedBatchSampler as NlpDistributedBatchSampler
 
 from ernie1.common.errors import ToolkitError
-from ernie1.pretrain.checkpoint import check_resume_compatible, save_tokenizer_clean
+from ernie1.pretrain.checkpoint import check_resume_compatible
 from ernie1.pretrain.config import (
     LR_DECAY_STYLES,
     ModelSpec,
@@ -35,6 +35,7 @@ from ernie1.pretrain.config import (
 )
 from ernie1.pretrain.data import OrderedBatchSampler
 from ernie1.pretrain.metrics_logger import MetricsLogger
+from ernie1.text.tokenizer import save_tokenizer_files
 
 logger = logging.getLogger("ernie1")
 
@@ -491,7 +492,7 @@ class PretrainingCallback(TrainerCallback):
         if args.should_save:
             directory = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             if directory.is_dir():
-                save_tokenizer_clean(self.tokenizer, directory)
+                save_tokenizer_files(self.tokenizer, directory)
 
     def on_train_end(self, args, state, control, **kwargs):
         """Flush the metrics writers."""
@@ -662,7 +663,7 @@ def _run_trainer(
             trainer.train(resume_from_checkpoint=resume_from)
             trainer.save_model()
             if training_args.should_save:
-                save_tokenizer_clean(tokenizer, Path(training_args.output_dir))
+                save_tokenizer_files(tokenizer, Path(training_args.output_dir))
             trainer.save_state()
         elif training_args.do_eval:
             trainer.evaluate()

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ernie1.common.errors import ToolkitError
+from ernie1.common.formats import ADDED_TOKENS_FILE, TOKENIZER_CONFIG_FILE
 from ernie1.common.packages import package_dir
 
 TOKENIZER_CHOICES = ("ErnieTokenizer", "BertTokenizer")
@@ -167,3 +168,34 @@ def extend_chinese_char(tokenizer: Any) -> int:
 def extended_vocab_size(tokenizer: Any) -> int:
     """Number of ids the tokenizer can produce, `##` extension included (what the id dtype must hold)."""
     return len(tokenizer)
+
+
+def save_tokenizer_files(tokenizer: Any, directory: Path) -> None:
+    """Save the tokenizer without the `##` CJK extension, so later loads see the plain vocab (PaddleNLP #3671)."""
+    from paddlenlp.utils.log import logger as paddlenlp_logger
+
+    directory = Path(directory)
+    # paddlenlp logs two INFO lines per save; at checkpoint cadence that drowns the training log.
+    paddlenlp_logger.disable()
+    try:
+        tokenizer.save_pretrained(str(directory))
+    finally:
+        paddlenlp_logger.enable()
+    (directory / ADDED_TOKENS_FILE).unlink(missing_ok=True)
+    config_path = directory / TOKENIZER_CONFIG_FILE
+    if config_path.is_file():
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        if config.pop("added_tokens_decoder", None) is not None:
+            config_path.write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def drop_wordpiece_added_tokens(tokenizer: Any) -> int:
+    """Remove added `##` tokens (left by the vocab extension) so text is split by the vocab alone; returns how many."""
+    dropped = [token for token in list(tokenizer.added_tokens_encoder) if token.startswith("##")]
+    for token in dropped:
+        index = tokenizer.added_tokens_encoder.pop(token)
+        tokenizer.added_tokens_decoder.pop(index, None)
+    if dropped:
+        tokenizer.unique_no_split_tokens = [t for t in tokenizer.unique_no_split_tokens if not t.startswith("##")]
+        tokenizer._create_trie(tokenizer.unique_no_split_tokens)
+    return len(dropped)
