@@ -21,12 +21,13 @@ def checkpoint(tmp_path_factory, vocab_path):
 def export(checkpoint, tmp_path, model_cls, task, extra, **kwargs):
     import paddle
 
-    from finetune.common import export_model, load_model_for_task, load_tokenizer_for_finetune
+    from finetune.export import export_model
+    from finetune.loading import load_model_for_task, load_tokenizer_for_finetune
 
     paddle.seed(11)
     model = load_model_for_task(model_cls, str(checkpoint), **kwargs)
     tokenizer = load_tokenizer_for_finetune(str(checkpoint))
-    export_dir = export_model(model, tokenizer, str(tmp_path), task, extra=extra)
+    export_dir = export_model(model, tokenizer, str(tmp_path), task, extra)
     model.eval()
     return model, export_dir
 

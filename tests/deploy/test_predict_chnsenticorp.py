@@ -1,4 +1,4 @@
-"""deploy/predict_chnsenticorp.py and deploy/predictor.py over a classifier exported by finetune.common.export_model."""
+"""deploy/predict_chnsenticorp.py and deploy/predictor.py over a classifier exported by finetune.export.export_model."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def classifier(tmp_path_factory, vocab_path):
     import paddle
     from paddlenlp.transformers import ErnieForSequenceClassification
 
-    from finetune.common import export_model, load_model_for_task, load_tokenizer_for_finetune
+    from finetune.export import export_model
+    from finetune.loading import load_model_for_task, load_tokenizer_for_finetune
 
     root = tmp_path_factory.mktemp("deploy")
     checkpoint = write_tiny_pretraining_checkpoint(root / "model_last", vocab_path)
@@ -38,7 +39,7 @@ def classifier(tmp_path_factory, vocab_path):
     model = load_model_for_task(ErnieForSequenceClassification, str(checkpoint), num_classes=2)
     tokenizer = load_tokenizer_for_finetune(str(checkpoint))
     extra = {"max_seq_length": 24, "label_list": ["0", "1"], "label_names": ["negative", "positive"]}
-    export_dir = export_model(model, tokenizer, str(root / "out"), "seq_cls", extra=extra)
+    export_dir = export_model(model, tokenizer, str(root / "out"), "seq_cls", extra)
     model.eval()
     return model, export_dir
 

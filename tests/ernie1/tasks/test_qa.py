@@ -21,7 +21,6 @@ from ernie1.tasks.qa import (
     split_units,
     window_starts,
 )
-from finetune import data_sources_ner_qa
 
 
 @pytest.fixture(scope="module")
@@ -179,19 +178,3 @@ def test_cmrc_metrics_max_over_references():
     assert metrics["num_scored"] == 3.0
     assert qa_metrics(["x"], [[]])["num_scored"] == 0.0  # unanswerable references are skipped
     assert qa_metrics(["Ｂｅｉｊｉｎｇ"], [["beijing"]])["exact_match"] == 100.0  # NFKC + lower case
-
-
-# ---------------------------------------------------------------------------------------------------- CMRC 2018
-
-
-def test_cmrc2018_dev_references_are_relocated():
-    source = data_sources_ner_qa.cmrc2018_dir()
-    if source is None:
-        pytest.skip("CMRC 2018 not in ../shared/data/cmrc2018")
-    examples = read_squad_file(str(source / "cmrc2018_dev.json"), "--dev_file")
-    assert len(examples) == 3219
-    aligned = [e for e in examples if e.first_aligned_answer() is not None]
-    assert len(aligned) >= 3219 - 3
-    for example in examples:
-        for text, start in zip(example.answers, example.answer_starts):
-            assert start == -1 or example.context[start : start + len(text)] == text
