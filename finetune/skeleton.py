@@ -20,6 +20,7 @@ from finetune.arguments import parse_finetune_args
 from finetune.data import load_split_if
 from finetune.export import export_model
 from finetune.loading import load_model_config, load_model_for_task, load_tokenizer_for_finetune
+from finetune.task_config import CONFIG_PATH
 from finetune.trainer import (
     build_trainer,
     evaluate_and_save,
@@ -64,7 +65,9 @@ def run_finetune(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
     model_config = load_model_config(model_cls, model_path, model_args.config_name)
     config_source = model_args.config_name or model_path
     positions = getattr(model_config, "max_position_embeddings", None)
-    check_max_seq_length(data_args.max_seq_length, positions, "--max_seq_length", config_source)
+    typed = "max_seq_length" in training_args.typed_flags
+    setting = "--max_seq_length" if typed else f"{CONFIG_PATH.name}'s max_seq_length"
+    check_max_seq_length(data_args.max_seq_length, positions, setting, config_source)
     set_seed(training_args.seed)
     resume_from = resolve_last_checkpoint(training_args)
 

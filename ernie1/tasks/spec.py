@@ -55,12 +55,18 @@ class Split:
     label_names: Optional[List[str]] = None  # a named dataset's own label list (ids -> labels), if it has one
 
 
-def check_max_seq_length(max_seq_length: int, max_position_embeddings: Optional[int], name: str, source: str) -> None:
-    """A sequence longer than the position table crashes inside a kernel at the first long text: refuse it at start."""
+def check_max_seq_length(
+    max_seq_length: int, max_position_embeddings: Optional[int], setting: str, source: str
+) -> None:
+    """A sequence longer than the position table crashes inside a kernel at the first long text: refuse it at start.
+
+    `setting` names where the value came from (`--max_seq_length`), `source` where the table size is recorded; both
+    fine-tuning and deployment take the `--max_seq_length` flag.
+    """
     if max_position_embeddings is not None and max_seq_length > int(max_position_embeddings):
         raise ToolkitError(
-            f"{name} {max_seq_length}: the model has only {max_position_embeddings} positions "
-            f"(max_position_embeddings in {source}); use at most {max_position_embeddings}"
+            f"{setting} {max_seq_length}: the model has only {max_position_embeddings} positions "
+            f"(max_position_embeddings in {source}); use --max_seq_length {max_position_embeddings} or less"
         )
 
 
