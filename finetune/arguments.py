@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Set, Tuple
 
@@ -78,15 +78,8 @@ class DataArguments:
     null_score_diff_threshold: float = field(default=0.0, metadata={"help": "QA: threshold for predicting no answer."})
 
     def task_settings(self) -> TaskSettings:
-        """The settings the task layer reads (labels are added once known)."""
-        return TaskSettings(
-            max_seq_length=self.max_seq_length,
-            doc_stride=self.doc_stride,
-            max_query_length=self.max_query_length,
-            n_best_size=self.n_best_size,
-            max_answer_length=self.max_answer_length,
-            dataset=self.dataset,
-        )
+        """The settings the task layer reads (the fields of the same names; labels are added once known)."""
+        return TaskSettings.from_dict(asdict(self))
 
 
 @dataclass

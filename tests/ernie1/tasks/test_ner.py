@@ -163,3 +163,16 @@ def test_decode_entities_from_logits_and_ids(tokenizer):
 def test_words_of_text_is_char_level():
     assert words_of_text("张三 在 北京") == ["张", "三", "在", "北", "京"]
     assert words_of_text(" \t") == []
+
+
+def test_unseen_tags_are_refused_with_the_line_of_the_tag(tmp_path):
+    from ernie1.tasks.ner import TASK
+    from ernie1.tasks.spec import Split
+
+    conll = read_ner_file(write(tmp_path, "dev.txt", "张 B-PER\n三 I-PER\n\n在 O\n微 B-ORG\n"), "--dev_file")
+    with pytest.raises(ToolkitError, match=r"^d line 5: label 'B-ORG' is not one of the training labels"):
+        TASK.check_split(Split(conll, "d"), ["B-PER", "I-PER", "O"], needs_gold=True)
+    joined = read_ner_file(write(tmp_path, "dev.tsv", "张\002三\tB-PER\002I-PER\n微\002软\tB-ORG\002I-ORG\n"), "-")
+    with pytest.raises(ToolkitError, match=r"^d line 2: label 'B-ORG'"):
+        TASK.check_split(Split(joined, "d"), ["B-PER", "I-PER", "O"], needs_gold=True)
+    TASK.check_split(Split(joined, "d"), ["B-ORG", "I-ORG", "B-PER", "I-PER", "O"], needs_gold=True)
