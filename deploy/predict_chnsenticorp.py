@@ -3,8 +3,8 @@
     python deploy/predict_chnsenticorp.py --model_dir finetune/tmp/chnsenticorp_v2/export [TEXT ...]
     python deploy/predict_chnsenticorp.py --model_dir ... --input_file reviews.txt     # one text per line; - = stdin
 
-Prints `Data: <text> \t Label: <label>` per text, in input order. Without texts it predicts the original example's
-three ChnSentiCorp reviews.
+Prints `Data: <text> \t Label: <label>` per text, in input order, one line per input. Without texts (no arguments, no
+--input_file) it predicts the original example's three ChnSentiCorp reviews; an empty text is an error.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 from typing import List, Optional, Sequence  # noqa: E402
 
-from deploy.predictor import ExportedModel, add_predictor_flags, classify, read_texts  # noqa: E402
+from deploy.inputs import read_texts  # noqa: E402
+from deploy.predict import predict_lines  # noqa: E402
+from deploy.predictor import ExportedModel, add_predictor_flags  # noqa: E402
 from ernie1.common.errors import ToolkitError, run_cli  # noqa: E402
 
 EXAMPLE_TEXTS = [
@@ -42,27 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def collect_texts(args: argparse.Namespace) -> List[str]:
     """Positional texts and --input_file lines, or the example reviews when neither is given."""
-    texts = read_texts(args.texts, args.input_file)
-    if not texts and not args.input_file:
+    if not args.texts and not args.input_file:
         return list(EXAMPLE_TEXTS)
-    if not texts:
-        raise ToolkitError("no texts to classify; pass them as arguments or with --input_file")
-    return texts
+    return read_texts(args.texts, args.input_file)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Load the export, classify the texts in batches, print one line per text."""
     args = build_parser().parse_args(argv)
     model = ExportedModel.load(args.model_dir, args.device, args.cpu_threads, args.enable_mkldnn)
-    if model.task != "seq_cls":
-        raise ToolkitError(f"--model_dir {args.model_dir}: a {model.task} export; use deploy/predict.py for it")
+    if model.task.name != "seq_cls":
+        raise ToolkitError(f"--model_dir {args.model_dir}: a {model.task.name} export; use deploy/predict.py for it")
+    settings = model.settings(args.max_seq_length)
     texts = collect_texts(args)
-    for text, (label, _probability) in zip(texts, classify(model, texts, args.batch_size, args.max_seq_length)):
-        print(f"Data: {text} \t Label: {label}")
+    for line in predict_lines(model, texts, args.batch_size, settings):
+        print(line)
     if args.benchmark:
         start = time.perf_counter()
         for _ in range(10):
-            classify(model, texts, args.batch_size, args.max_seq_length)
+            model.predict(texts, args.batch_size, settings)
         elapsed = time.perf_counter() - start
         print(
             f"benchmark: {10 * len(texts) / elapsed:.1f} texts/s (batch_size {args.batch_size}, {args.device or 'auto'})"

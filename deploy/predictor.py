@@ -1,35 +1,37 @@
 """Load a model exported by `run_*.py --do_export` into a paddle.inference predictor and run padded batches.
 
 An export directory holds `inference.json` (PIR program; a legacy export has `inference.pdmodel` or `model.pdmodel`),
-`inference.pdiparams` (`model.pdiparams`), the tokenizer files (`vocab.txt`, …) and `export_config.json`.
+`inference.pdiparams` (`model.pdiparams`), the tokenizer files (`vocab.txt`, …) and `export_config.json`. What the
+inputs and outputs mean is the task's business (`ernie1.tasks`): this module only feeds and fetches arrays.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
+from ernie1.common.formats import EXPORT_CONFIG_FILE, EXPORT_MODEL_FILE_PAIRS, VOCAB_FILE
+from ernie1.tasks import TASK_MODULES, get_task
+from ernie1.tasks.outputs import load_tokenizer_dir, read_export_config
+from ernie1.tasks.spec import EvalSet, Outputs, Split, TaskSettings, TaskSpec, check_max_seq_length
 
-# (program file, parameters file), in order of preference: PIR first, then the legacy layouts a 3.3 predictor loads.
-MODEL_FILE_PAIRS = (
-    ("inference.json", "inference.pdiparams"),
-    ("inference.pdmodel", "inference.pdiparams"),
-    ("model.pdmodel", "model.pdiparams"),
-)
-EXPORT_CONFIG_NAME = "export_config.json"
 DEVICES = ("cpu", "gpu")
 
 
 def add_predictor_flags(parser: argparse.ArgumentParser, batch_size: int) -> None:
     """The flags every deploy script shares: sequence length, batching, device, CPU threads, oneDNN."""
-    parser.add_argument("--max_seq_length", type=int, default=None, help="Default: the export's max_seq_length.")
+    parser.add_argument(
+        "--max_seq_length",
+        type=int,
+        default=None,
+        help="Default: the export's; at most its max_position_embeddings.",
+    )
     parser.add_argument("--batch_size", type=int, default=batch_size, help="Inputs per predictor run.")
     parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="Default: gpu if available, else cpu.")
     parser.add_argument(
@@ -48,7 +50,7 @@ def find_model_files(model_dir: str) -> Tuple[Path, Path]:
     directory = Path(model_dir)
     if not directory.is_dir():
         raise ToolkitError(f"--model_dir {model_dir}: no such directory; export with run_seq_cls.py --do_export")
-    for program_name, params_name in MODEL_FILE_PAIRS:
+    for program_name, params_name in EXPORT_MODEL_FILE_PAIRS:
         program = directory / program_name
         if program.is_file():
             params = directory / params_name
@@ -58,20 +60,6 @@ def find_model_files(model_dir: str) -> Tuple[Path, Path]:
                 )
             return program, params
     raise ToolkitError(f"--model_dir {model_dir}: no inference.json (or .pdmodel); export with run_*.py --do_export")
-
-
-def read_export_config(model_dir: str) -> Dict[str, Any]:
-    """`export_config.json` of an export directory (task, input_names, max_seq_length, labels, ...)."""
-    path = Path(model_dir) / EXPORT_CONFIG_NAME
-    if not path.is_file():
-        raise ToolkitError(f"--model_dir {model_dir}: {EXPORT_CONFIG_NAME} is missing; re-export with --do_export")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ToolkitError(f"{path}: not valid JSON ({error.msg}); re-export with --do_export") from error
-    if not isinstance(config, dict) or "task" not in config:
-        raise ToolkitError(f"{path}: has no 'task'; re-export with --do_export")
-    return config
 
 
 def resolve_device(device: Optional[str]) -> str:
@@ -125,14 +113,9 @@ def create_predictor(
 
 def load_export_tokenizer(model_dir: str) -> Any:
     """The tokenizer saved next to the exported model."""
-    from paddlenlp.transformers import AutoTokenizer, ErnieTokenizer
-
-    directory = Path(model_dir)
-    if not (directory / "vocab.txt").is_file():
+    if not (Path(model_dir) / VOCAB_FILE).is_file():
         raise ToolkitError(f"--model_dir {model_dir}: vocab.txt is missing; re-export with --do_export")
-    if (directory / "tokenizer_config.json").is_file():
-        return AutoTokenizer.from_pretrained(str(directory))
-    return ErnieTokenizer(str(directory / "vocab.txt"))
+    return load_tokenizer_dir(Path(model_dir))
 
 
 def pad_batch(encoded: Sequence[Dict[str, List[int]]], pad_id: int, names: Sequence[str]) -> Dict[str, np.ndarray]:
@@ -152,9 +135,17 @@ def pad_batch(encoded: Sequence[Dict[str, List[int]]], pad_id: int, names: Seque
     return batch
 
 
+def batched(items: Sequence[Any], batch_size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most batch_size items."""
+    if batch_size < 1:
+        raise ToolkitError(f"--batch_size {batch_size}: must be at least 1")
+    for start in range(0, len(items), batch_size):
+        yield items[start : start + batch_size]
+
+
 @dataclass
 class ExportedModel:
-    """An exported model ready to predict: predictor, tokenizer and its export_config."""
+    """An exported model ready to predict: predictor, tokenizer, its export_config and its task."""
 
     model_dir: str
     predictor: Any
@@ -171,18 +162,33 @@ class ExportedModel:
     ) -> "ExportedModel":
         """Check the export directory, then build the predictor and tokenizer."""
         find_model_files(model_dir)
-        config = read_export_config(model_dir)
+        config = read_export_config(Path(model_dir), f"--model_dir {model_dir}")
+        if config["task"] not in TASK_MODULES:
+            raise ToolkitError(f"--model_dir {model_dir}: unknown task {config['task']!r} in {EXPORT_CONFIG_FILE}")
         tokenizer = load_export_tokenizer(model_dir)
         predictor = create_predictor(model_dir, resolve_device(device), cpu_threads, enable_mkldnn)
         return cls(model_dir, predictor, tokenizer, config)
 
     @property
-    def task(self) -> str:
-        return self.config["task"]
+    def task(self) -> TaskSpec:
+        """The task the model was fine-tuned for."""
+        return get_task(self.config["task"])
 
     @property
     def input_names(self) -> List[str]:
         return list(self.predictor.get_input_names())
+
+    def settings(self, max_seq_length: Optional[int] = None) -> TaskSettings:
+        """The export's task settings, with `max_seq_length` overridden when given (checked against the positions)."""
+        settings = TaskSettings.from_dict(self.config)
+        if max_seq_length is not None:
+            if max_seq_length < 8:
+                raise ToolkitError(f"--max_seq_length {max_seq_length} is too small; use at least 8")
+            settings = replace(settings, max_seq_length=max_seq_length)
+        source = str(Path(self.model_dir) / EXPORT_CONFIG_FILE)
+        limit = self.config.get("max_position_embeddings")
+        check_max_seq_length(settings.max_seq_length, limit, "--max_seq_length", source)
+        return settings
 
     def run(self, feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
         """Run one batch: feeds by input name; returns every output as a numpy array."""
@@ -195,70 +201,25 @@ class ExportedModel:
         self.predictor.run()
         return [self.predictor.get_output_handle(name).copy_to_cpu() for name in self.predictor.get_output_names()]
 
-    def encode(
-        self, texts: Sequence[str], text_pairs: Optional[Sequence[str]] = None, max_seq_length: Optional[int] = None
-    ) -> Dict[str, np.ndarray]:
-        """Tokenise (truncating to max_seq_length, default from export_config) and pad a batch for the predictor."""
-        length = int(max_seq_length or self.config.get("max_seq_length", 128))
-        pairs = text_pairs if text_pairs is not None else [None] * len(texts)
-        encoded = [
-            self.tokenizer(text=text, text_pair=pair, max_length=length, truncation=True, return_attention_mask=False)
-            for text, pair in zip(texts, pairs)
-        ]
-        return pad_batch(encoded, self.tokenizer.pad_token_id, self.input_names)
+    def eval_set(self, items: Sequence[Any], settings: TaskSettings) -> EvalSet:
+        """The task's features of deployment inputs (texts; {context, question} for QA)."""
+        task = self.task
+        examples = [task.inference_example(item, index) for index, item in enumerate(items)]
+        return task.eval_set(Split(examples, "input"), self.tokenizer, settings)
 
+    def encode(self, items: Sequence[Any], max_seq_length: Optional[int] = None) -> Dict[str, np.ndarray]:
+        """One padded batch of the inputs' features."""
+        inputs = self.eval_set(items, self.settings(max_seq_length)).inputs(with_labels=False)
+        return pad_batch(inputs, self.tokenizer.pad_token_id, self.input_names)
 
-def batched(items: Sequence[Any], batch_size: int) -> Iterator[Sequence[Any]]:
-    """Consecutive slices of at most batch_size items."""
-    if batch_size < 1:
-        raise ToolkitError(f"--batch_size {batch_size}: must be at least 1")
-    for start in range(0, len(items), batch_size):
-        yield items[start : start + batch_size]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, numerically stable."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def classify(
-    model: ExportedModel,
-    texts: Sequence[str],
-    batch_size: int,
-    max_seq_length: Optional[int] = None,
-    text_pairs: Optional[Sequence[str]] = None,
-) -> List[Tuple[str, float]]:
-    """(label name, probability) per text for a seq_cls export, in input order."""
-    names = model.config.get("label_names") or model.config.get("label_list")
-    results: List[Tuple[str, float]] = []
-    pairs = list(text_pairs) if text_pairs is not None else None
-    for start, chunk in zip(range(0, len(texts), max(1, batch_size)), batched(list(texts), batch_size)):
-        chunk_pairs = pairs[start : start + len(chunk)] if pairs is not None else None
-        logits = model.run(model.encode(chunk, chunk_pairs, max_seq_length))[0]
-        probabilities = softmax(logits.astype("float64"))
-        for row in probabilities:
-            index = int(np.argmax(row))
-            label = names[index] if names and index < len(names) else str(index)
-            results.append((label, float(row[index])))
-    return results
-
-
-def read_texts(texts: Iterable[str], input_file: Optional[str]) -> List[str]:
-    """Texts from positional arguments, else from --input_file (one per line; `-` reads stdin); blank lines skipped."""
-    import sys
-
-    collected = [text for text in texts if text.strip()]
-    if input_file:
-        if input_file == "-":
-            lines = sys.stdin.read().splitlines()
-        else:
-            path = Path(input_file)
-            if not path.is_file():
-                raise ToolkitError(f"--input_file {input_file}: no such file")
-            lines = path.read_text(encoding="utf-8").splitlines()
-        collected.extend(line.strip() for line in lines if line.strip())
-        if not collected:
-            raise ToolkitError(f"--input_file {input_file}: no text in it (one text per line)")
-    return collected
+    def predict(self, items: Sequence[Any], batch_size: int, settings: TaskSettings) -> Tuple[EvalSet, List[Any]]:
+        """(eval set, one decoded prediction per item): features run `batch_size` at a time, rows kept per feature."""
+        eval_set = self.eval_set(items, settings)
+        rows: List[List[np.ndarray]] = []
+        for chunk in batched(eval_set.inputs(with_labels=False), batch_size):
+            outputs = self.run(pad_batch(chunk, self.tokenizer.pad_token_id, self.input_names))
+            rows = rows or [[] for _ in outputs]
+            for collected, output in zip(rows, outputs):
+                collected.extend(output)
+        predictions: Outputs = tuple(rows)
+        return eval_set, eval_set.decode(predictions)

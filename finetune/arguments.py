@@ -1,0 +1,157 @@
+"""The fine-tuning flags (three dataclasses for paddlenlp's PdArgumentParser) and their precedence.
+
+Precedence of settings: dataclass defaults < `config.yml` (`DefaultArgs`, then the dataset's section) < the flags the
+user typed. The original applied the YAML after parsing and so silently overrode the command line (REFERENCE §16, §18.14).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Set, Tuple
+
+from paddlenlp.trainer import PdArgumentParser, TrainingArguments
+
+from ernie1.common.errors import ToolkitError
+from ernie1.tasks.spec import TaskSettings
+from finetune.task_config import CONFIG_PATH, config_values_to_argv, load_task_config
+
+SPLIT_FILE_FLAGS = {"train": "train_file", "dev": "dev_file", "test": "test_file"}
+WINDOW_FLAGS = ("doc_stride", "max_query_length", "max_answer_length", "n_best_size")
+
+
+@dataclass
+class ModelArguments:
+    """Which pretrained model to start from and where the exported model goes."""
+
+    model_name_or_path: str = field(
+        metadata={
+            "help": "A checkpoint directory written by pretraining (model_last, model_<step>), a .pdparams file "
+            "from the static->dygraph converter (with --config_name), or a paddlenlp model name (needs network)."
+        }
+    )
+    config_name: Optional[str] = field(
+        default=None, metadata={"help": "Directory with config.json/model_config.json, when not next to the weights."}
+    )
+    tokenizer_name: Optional[str] = field(
+        default=None, metadata={"help": "Tokenizer directory (vocab.txt) or name; default: --model_name_or_path."}
+    )
+    cache_dir: Optional[str] = field(default=None, metadata={"help": "Unused; kept for the original's command lines."})
+    export_model_dir: Optional[str] = field(
+        default=None, metadata={"help": "Where --do_export writes the inference model; default <output_dir>/export."}
+    )
+
+
+@dataclass
+class DataArguments:
+    """Which data to fine-tune on and how to cut it into features."""
+
+    dataset: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "A dataset name from config.yml (e.g. chnsenticorp_v2, 'clue afqmc', msra_ner, cmrc2018): "
+            "selects its hyperparameters; downloaded through paddlenlp unless local files are given."
+        },
+    )
+    train_file: Optional[str] = field(default=None, metadata={"help": "Local training file."})
+    dev_file: Optional[str] = field(default=None, metadata={"help": "Local evaluation file."})
+    test_file: Optional[str] = field(default=None, metadata={"help": "Local file for --do_predict."})
+    file_format: Optional[str] = field(
+        default=None,
+        metadata={"help": "Format of the local files (tsv, csv, jsonl, conll, squad); default: by suffix."},
+    )
+    max_seq_length: int = field(
+        default=128,
+        metadata={"help": "Tokens per feature (at most the model's max_position_embeddings); longer texts are cut."},
+    )
+    doc_stride: int = field(default=128, metadata={"help": "QA: stride between context windows."})
+    n_best_size: int = field(default=20, metadata={"help": "QA: candidate start/end positions per feature."})
+    max_query_length: int = field(default=64, metadata={"help": "QA: tokens kept of the question."})
+    max_answer_length: int = field(default=30, metadata={"help": "QA: longest answer span in tokens."})
+    do_lower_case: bool = field(default=False, metadata={"help": "Unused (the tokenizer's own setting applies)."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Unused; kept for the original's command lines."})
+    preprocessing_num_workers: Optional[int] = field(
+        default=None, metadata={"help": "Unused; kept for compatibility."}
+    )
+    null_score_diff_threshold: float = field(default=0.0, metadata={"help": "QA: threshold for predicting no answer."})
+
+    def task_settings(self) -> TaskSettings:
+        """The settings the task layer reads (the fields of the same names; labels are added once known)."""
+        return TaskSettings.from_dict(asdict(self))
+
+
+@dataclass
+class FinetuneTrainingArguments(TrainingArguments):
+    """paddlenlp TrainingArguments plus the original config.yml's `minimum_eval_times`."""
+
+    minimum_eval_times: int = field(
+        default=-1, metadata={"help": "If > 0, shorten eval_steps so that training evaluates at least this often."}
+    )
+
+
+class _FinetuneArgumentParser(PdArgumentParser):
+    """PdArgumentParser whose usage errors become one-line ToolkitErrors instead of SystemExit."""
+
+    def error(self, message: str):  # noqa: D401 - argparse hook
+        raise ToolkitError(f"{message} (see --help)")
+
+
+def build_argument_parser() -> PdArgumentParser:
+    """The fine-tuning parser over (ModelArguments, DataArguments, FinetuneTrainingArguments)."""
+    return _FinetuneArgumentParser((ModelArguments, DataArguments, FinetuneTrainingArguments))
+
+
+_UNSET = object()
+
+
+def typed_dests(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Set[str]:
+    """Names of the arguments the user actually typed in `argv` (abbreviations, `--x=v` and `--no_x` included)."""
+    # argparse fills a default only for attributes missing from the namespace, so a pre-filled sentinel survives
+    # exactly for the flags that were not typed.
+    namespace = argparse.Namespace(**{action.dest: _UNSET for action in parser._actions if action.dest != "help"})
+    parsed, _ = parser.parse_known_args(list(argv), namespace=namespace)
+    return {dest for dest, value in vars(parsed).items() if value is not _UNSET}
+
+
+def parse_finetune_args(
+    task: str, argv: Optional[Sequence[str]] = None, config_path: Path = CONFIG_PATH
+) -> Tuple[ModelArguments, DataArguments, FinetuneTrainingArguments]:
+    """Parse fine-tuning flags for `task` (seq_cls, ner, qa) with precedence defaults < config.yml < typed flags."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_argument_parser()
+    typed = typed_dests(parser, argv)
+    peeked, _ = parser.parse_known_args(argv)
+    values = load_task_config(task, peeked.dataset, config_path)
+    if peeked.load_best_model_at_end and "save_steps" not in typed:
+        # Best-model tracking needs save_steps to be a multiple of eval_steps; the config sets only eval_steps.
+        values["save_steps"] = peeked.eval_steps if "eval_steps" in typed else values.get("eval_steps")
+    # Config values for typed flags are dropped (rather than relying on argparse's last-one-wins) so that list-valued
+    # flags cannot merge.
+    full_argv = config_values_to_argv(values, parser, typed) + argv
+    try:
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(full_argv, look_for_args_file=False)
+    except ValueError as error:
+        raise ToolkitError(" ".join(str(error).split())) from error
+    training_args.typed_flags = sorted(typed)  # for logging which settings came from the user
+    _check_data_args(data_args, training_args)
+    return model_args, data_args, training_args
+
+
+def _check_data_args(data_args: DataArguments, training_args: TrainingArguments) -> None:
+    needs = [("--do_train", training_args.do_train, "train"), ("--do_eval", training_args.do_eval, "dev")]
+    needs.append(("--do_predict", training_args.do_predict, "test"))
+    for flag, wanted, split in needs:
+        file_attr = SPLIT_FILE_FLAGS[split]
+        if wanted and not data_args.dataset and not getattr(data_args, file_attr):
+            raise ToolkitError(f"{flag} needs data: pass --{file_attr} <file> or --dataset <name>")
+    for file_attr in SPLIT_FILE_FLAGS.values():
+        path = getattr(data_args, file_attr)
+        if path and not Path(path).is_file():
+            raise ToolkitError(f"--{file_attr} {path}: no such file")
+    if data_args.max_seq_length < 8:
+        raise ToolkitError(f"--max_seq_length {data_args.max_seq_length} is too small; use at least 8")
+    for name in WINDOW_FLAGS:
+        if getattr(data_args, name) < 1:
+            raise ToolkitError(f"--{name} {getattr(data_args, name)}: must be at least 1")
