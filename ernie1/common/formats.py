@@ -43,6 +43,8 @@ CHECKPOINT_PART_FILES = {
     "rng": RNG_STATE_FILE,
 }
 RESOLVED_CONFIG_FILE = "pretrain_config.json"
+# Held (flock) by the run writing into an output_dir; holds that run's PID.
+OUTPUT_DIR_LOCK_FILE = ".ernie1.lock"
 METRICS_FILE = "metrics.jsonl"
 
 # Static-graph checkpoints: paddle.static.save(program, <dir>/static_vars) + the structured-name map.
