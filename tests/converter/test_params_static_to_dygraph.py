@@ -13,10 +13,9 @@ from paddlenlp.transformers import ErnieConfig, ErnieForPretraining, ErnieModel,
 
 from converter.params_static_to_dygraph import main
 from ernie1.common.errors import run_cli
-from ernie1.pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
-from ernie1.pretrain.model import model_config_dict
-from ernie1.pretrain.static_checkpoint import NAME_MAP_FILE, read_static_params, save_static_checkpoint
-from ernie1.pretrain.static_graph import (
+from ernie1.common.formats import STATIC_NAME_MAP_FILE
+from ernie1.pretrain.config import ModelConfig, OptimConfig, PretrainConfig, RuntimeConfig, ScheduleConfig
+from ernie1.pretrain.engines.static_program import (
     build_inference_program,
     build_static_programs,
     create_executor,
@@ -24,6 +23,8 @@ from ernie1.pretrain.static_graph import (
     initialize_parameters,
     train_step,
 )
+from ernie1.pretrain.model import model_config_dict
+from ernie1.pretrain.static_checkpoint import read_static_params, save_static_checkpoint
 
 BATCH, SEQ_LEN, MASKED = 2, 16, 8
 
@@ -61,10 +62,10 @@ def synthetic_batch(seed: int, vocab_size: int) -> dict:
 
 def tiny_config() -> PretrainConfig:
     return PretrainConfig(
-        model=ModelSpec(),
+        model=ModelConfig(),
         optim=OptimConfig(max_lr=1e-3, min_lr=1e-4, warmup_steps=1, decay_steps=10, weight_decay=0.01),
         schedule=ScheduleConfig(global_batch_size=BATCH, micro_batch_size=BATCH, max_steps=10),
-        runtime=RuntimeSpec(device="cpu"),
+        runtime=RuntimeConfig(device="cpu"),
     )
 
 
@@ -140,7 +141,7 @@ def test_prefix_and_pdparams_file_forms(static_run, tmp_path):
     assert main(["--path", str(checkpoint_dir / "static_vars"), "--output_path", str(reference)]) == 0
     state = paddle.load(str(reference))
     # Every structured key of the model (tied decoder weight included), nothing else.
-    assert sorted(state) == sorted(json.loads((checkpoint_dir / NAME_MAP_FILE).read_text()))
+    assert sorted(state) == sorted(json.loads((checkpoint_dir / STATIC_NAME_MAP_FILE).read_text()))
     other = tmp_path / "other.pdparams"
     assert main(["--path", str(checkpoint_dir / "static_vars.pdparams"), "--output_path", str(other)]) == 0
     again = paddle.load(str(other))
@@ -153,7 +154,7 @@ def test_without_name_map_the_map_is_rebuilt_from_the_architecture(static_run, t
     checkpoint_dir, probe, static_scores, _ = static_run
     copy = tmp_path / "no_map"
     shutil.copytree(checkpoint_dir, copy)
-    (copy / NAME_MAP_FILE).unlink()
+    (copy / STATIC_NAME_MAP_FILE).unlink()
     output_dir = tmp_path / "out"
     assert main(["--path", str(copy), "--output_path", str(output_dir)]) == 0
     scores, _ = dygraph_outputs(ErnieForPretraining.from_pretrained(str(output_dir)), probe)
