@@ -18,7 +18,7 @@ import pickle
 import random
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -249,20 +249,16 @@ def _apply_state(name: str, part: Any, state: Any) -> None:
         raise TypeError(f"checkpoint part {name!r} has no set_state_dict()/load_state_dict()")
 
 
-def load_checkpoint(
-    directory: str, parts: Mapping[str, Any], required: tuple = ("model",), **load_options: Any
+def read_parts(
+    directory: str, names: Sequence[str], required: tuple = ("model",), **load_options: Any
 ) -> Dict[str, Any]:
-    """Load each part present in `directory` via `set_state_dict`; returns the config.yml metadata.
+    """The states of the named parts saved in `directory`, read into memory (absent optional parts are left out).
 
-    Every file is read before any part changes, so an unreadable file (CheckpointUnreadable) leaves the parts as
-    they were and the caller may try an older checkpoint.
+    A missing required part or an unreadable file is a CheckpointUnreadable: resume may try an older checkpoint.
     """
     path = Path(directory)
-    meta = read_meta(path)
     states = {}
-    for name, part in parts.items():
-        if part is None:
-            continue
+    for name in names:
         file = path / part_file(name)
         if not file.is_file():
             if name in required:
@@ -271,7 +267,19 @@ def load_checkpoint(
             logger.warning("%s not found: %s starts fresh", file, name)
             continue
         states[name] = load_file(file, **load_options)
-    for name, state in states.items():
+    return states
+
+
+def load_checkpoint(
+    directory: str, parts: Mapping[str, Any], required: tuple = ("model",), **load_options: Any
+) -> Dict[str, Any]:
+    """Load each part present in `directory` via `set_state_dict`; returns the config.yml metadata.
+
+    Every file is read before any part changes, so an unreadable file leaves the parts as they were.
+    """
+    meta = read_meta(Path(directory))
+    names = [name for name, part in parts.items() if part is not None]
+    for name, state in read_parts(directory, names, required, **load_options).items():
         _apply_state(name, parts[name], state)
     return meta
 

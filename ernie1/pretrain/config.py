@@ -308,23 +308,17 @@ def derive_warmup_steps(warmup_rate: float, max_steps: int) -> int:
     return int(warmup_rate * max_steps)
 
 
+def _from_values(cls: Any, v: Mapping[str, Any], **derived: Any) -> Any:
+    """An instance of the dataclass `cls`: each field from the flag value of the same name, unless derived."""
+    names = {item.name for item in dataclasses.fields(cls)}
+    return cls(**{**{name: v[name] for name in names if name in v}, **derived})
+
+
 def build_data_config(v: Mapping[str, Any]) -> Any:
     """ernie1.data.dataset_config.ErnieDatasetConfig from the data fields (its max_seq_length is our max_seq_len)."""
     from ernie1.data.dataset_config import ErnieDatasetConfig
 
-    return ErnieDatasetConfig(
-        input_dir=v["input_dir"],
-        split=v["split"],
-        max_seq_length=v["max_seq_len"],
-        masked_lm_prob=v["masked_lm_prob"],
-        short_seq_prob=v["short_seq_prob"],
-        max_ngrams=v["max_ngrams"],
-        favor_longer_ngram=v["favor_longer_ngram"],
-        binary_head=v["binary_head"],
-        masking_level=v["masking_level"],
-        seed=v["seed"],
-        share_folder=v["share_folder"],
-    )
+    return _from_values(ErnieDatasetConfig, v, max_seq_length=v["max_seq_len"])
 
 
 def build_config(
@@ -351,64 +345,34 @@ def build_config(
     if v["check_accuracy"]:
         logger.warning("--check_accuracy true: both dropout probabilities forced to 0")
         hidden_dropout = attention_dropout = 0.0
-    model = ModelConfig(
-        model_name_or_path=v["model_name_or_path"],
-        tokenizer_name_or_path=v["tokenizer_name_or_path"],
+    model = _from_values(
+        ModelConfig,
+        v,
         model_config=v["model_config"] or v["config_name"],
-        model_type=v["model_type"],
-        binary_head=v["binary_head"],
         hidden_dropout_prob=hidden_dropout,
         attention_probs_dropout_prob=attention_dropout,
-        use_recompute=v["use_recompute"],
-        continue_training=v["continue_training"],
     )
     global_batch_size, accumulate_steps = derive_accumulate_steps(
         v["global_batch_size"], v["micro_batch_size"], data_world_size
     )
-    schedule = ScheduleConfig(
+    schedule = _from_values(
+        ScheduleConfig,
+        v,
         global_batch_size=global_batch_size,
-        micro_batch_size=v["micro_batch_size"],
         accumulate_steps=accumulate_steps,
         data_world_size=data_world_size,
-        max_steps=v["max_steps"],
-        logging_freq=v["logging_freq"],
-        eval_freq=v["eval_freq"],
-        eval_iters=v["eval_iters"],
-        save_steps=v["save_steps"],
-        checkpoint_steps=v["checkpoint_steps"],
         eval_batch_size=eval_batch_size,
         eval_iters_in_global_batches=eval_iters_in_global_batches,
         train=train,
         final_test=final_test,
     )
-    optim = OptimConfig(
-        max_lr=v["max_lr"],
-        min_lr=v["min_lr"],
-        warmup_rate=v["warmup_rate"],
+    optim = _from_values(
+        OptimConfig,
+        v,
         warmup_steps=warmup_steps if warmup_steps else derive_warmup_steps(v["warmup_rate"], v["max_steps"]),
         decay_steps=v["decay_steps"] if v["decay_steps"] is not None else v["max_steps"],
-        lr_decay_style=v["lr_decay_style"],
-        weight_decay=v["weight_decay"],
-        grad_clip=v["grad_clip"],
-        adam_beta1=v["adam_beta1"],
-        adam_beta2=v["adam_beta2"],
-        adam_epsilon=v["adam_epsilon"],
     )
-    runtime = RuntimeConfig(
-        device=v["device"],
-        seed=v["seed"],
-        num_workers=v["num_workers"],
-        use_amp=v["use_amp"],
-        fp16_opt_level=v["fp16_opt_level"],
-        scale_loss=float(v["scale_loss"]),
-        output_dir=v["output_dir"],
-        world_size=world_size,
-        dp_degree=world_size,
-        sharding_degree=v["sharding_degree"],
-        mp_degree=v["mp_degree"],
-        pp_degree=v["pp_degree"],
-        use_sharding=v["use_sharding"],
-        enable_addto=v["enable_addto"],
-        check_accuracy=v["check_accuracy"],
+    runtime = _from_values(
+        RuntimeConfig, v, scale_loss=float(v["scale_loss"]), world_size=world_size, dp_degree=world_size
     )
     return PretrainConfig(model, optim, schedule, runtime, build_data_config(v))

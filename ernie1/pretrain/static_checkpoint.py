@@ -86,15 +86,9 @@ def read_static_checkpoint(directory: str, name_map: Mapping[str, str], part_nam
         raise checkpoint.CheckpointUnreadable(
             f"{path / STATIC_PARAMS_FILE}: unreadable ({type(error).__name__}); truncated or corrupt?"
         ) from None
-    loaded: Dict[str, Any] = {"program_state": program_state}
-    for name in part_names:
-        part_path = path / checkpoint.part_file(name)
-        if not part_path.is_file():
-            logger.warning("%s not found: %s starts fresh", part_path, name)
-            continue
-        # return_numpy: in static mode paddle.load would turn numpy's uint32 RNG key into a tensor and fail.
-        loaded[name] = checkpoint.load_file(part_path, return_numpy=True)
-    return loaded
+    # return_numpy: in static mode paddle.load would turn numpy's uint32 RNG key into a tensor and fail.
+    parts = checkpoint.read_parts(str(path), part_names, required=(), return_numpy=True)
+    return {"program_state": program_state, **parts}
 
 
 def write_name_map(directory: str, name_map: Mapping[str, str]) -> Path:

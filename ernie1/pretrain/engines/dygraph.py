@@ -8,9 +8,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import paddle
 
-from ernie1.common.errors import ToolkitError
+from ernie1.common.errors import FieldError, ToolkitError
 from ernie1.common.formats import WEIGHTS_FILE
-from ernie1.pretrain.checkpoint import CheckpointUnreadable, RngState, load_checkpoint, part_file, save_checkpoint
+from ernie1.pretrain.checkpoint import RngState, part_file, read_parts, save_checkpoint
 from ernie1.pretrain.lr_schedule import build_lr_scheduler
 from ernie1.pretrain.model import (
     AMP_BLACK_LIST,
@@ -47,27 +47,6 @@ class Fp32Model:
             value = state[key] if isinstance(state[key], paddle.Tensor) else paddle.to_tensor(state[key])
             converted[key] = value if value.dtype == param.dtype else value.astype(param.dtype)
         self.model.set_state_dict(converted)
-
-
-class _LoadedParts:
-    """The parts of a checkpoint read into memory (not applied yet)."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.states: Dict[str, Any] = {}
-
-    def state_dict(self) -> Dict[str, Any]:
-        return self.states
-
-
-class _Recorder:
-    """Receives one part's state at load time."""
-
-    def __init__(self, loaded: _LoadedParts, name: str):
-        self.loaded, self.name = loaded, name
-
-    def set_state_dict(self, state: Any) -> None:
-        self.loaded.states[self.name] = state
 
 
 class DygraphEngine:
@@ -117,19 +96,17 @@ class DygraphEngine:
             "training_state": state,
         }
 
-    def read_checkpoint(self, directory: Path) -> _LoadedParts:
+    def read_checkpoint(self, directory: Path) -> Dict[str, Any]:
         """Every part file of `directory` read into memory; CheckpointUnreadable for a truncated one."""
-        loaded = _LoadedParts(directory)
         names = [name for name in self.part_names if name != "scaler" or self.scaler is not None]
-        load_checkpoint(str(directory), {name: _Recorder(loaded, name) for name in names})
-        return loaded
+        return {"directory": directory, "states": read_parts(str(directory), names)}
 
-    def start(self, state, checkpoint: Optional[_LoadedParts]) -> None:
+    def start(self, state, checkpoint: Optional[Dict[str, Any]]) -> None:
         """Apply a checkpoint read by read_checkpoint (RNG states only on rank 0, the one that saved them)."""
         if checkpoint is None:
             return
         parts = self.state_parts(state)
-        for name, value in checkpoint.states.items():
+        for name, value in checkpoint["states"].items():
             if name == "rng":
                 state.pending_rng = value if self.placement.is_main else None
             elif name == "scaler":
@@ -138,7 +115,7 @@ class DygraphEngine:
                 try:
                     parts[name].set_state_dict(value)
                 except ToolkitError as error:
-                    raise CheckpointUnreadable(f"{checkpoint.directory / part_file(name)}: {error}") from None
+                    raise FieldError("output_dir", f"{checkpoint['directory'] / part_file(name)}: {error}") from None
         self.lr_scheduler.last_epoch = state.global_step
         self.lr_scheduler.last_lr = self.lr_scheduler.get_lr()
 
