@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 import paddle
 
 from ernie1.common.errors import FieldError, ToolkitError
@@ -180,8 +181,6 @@ def reporting_collate(collate_fn: Callable[[Sequence[Any]], Any]) -> Callable[[S
 
 
 def _failure_batch(message: str) -> dict:
-    import numpy as np
-
     # Bytes as an array: the loader turns every batch value into a tensor, also across worker processes.
     return {FAILURE_KEY: np.frombuffer(message.encode("utf-8"), dtype=np.uint8).copy()}
 
@@ -190,8 +189,9 @@ def raise_data_failure(batch: Any) -> Any:
     """The batch itself, or a ToolkitError with the message of the failure it stands for."""
     if isinstance(batch, dict) and FAILURE_KEY in batch:
         value = batch[FAILURE_KEY]
-        data = value.numpy() if hasattr(value, "numpy") else value
-        raise ToolkitError(f"data error in {bytes(bytearray(data)).decode('utf-8', 'replace')}")
+        # A paddle Tensor in dygraph, a DenseTensor in static mode, an ndarray in the Trainer's collate path.
+        data = np.asarray(value.numpy() if hasattr(value, "numpy") else value).astype(np.uint8)
+        raise ToolkitError(f"data error in {data.tobytes().decode('utf-8', 'replace')}")
     return batch
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import pickle
 import shutil
+from pathlib import Path
 
 import numpy as np
 import paddle
@@ -209,3 +212,32 @@ def test_bad_arguments_give_one_line_errors(static_run, tmp_path, capsys):
     assert cli_error(["--path", str(no_config)], capsys) == (
         f"error: --model is required: {no_config} has no model_config.json"
     )
+
+
+def test_output_path_that_is_a_file_is_one_line(static_run, tmp_path, capsys):
+    checkpoint_dir = static_run[0]
+    existing = tmp_path / "weights_here"
+    existing.write_text("a file")
+    assert cli_error(["--path", str(checkpoint_dir), "--output_path", str(existing)], capsys) == (
+        f"error: --output_path {existing}: is a file, not a directory (end the name in .pdparams for a weights file)"
+    )
+    assert existing.read_text() == "a file"
+    as_dir = tmp_path / "dir.pdparams"
+    as_dir.mkdir()
+    assert cli_error(["--path", str(checkpoint_dir), "--output_path", str(as_dir)], capsys) == (
+        f"error: --output_path {as_dir}: is a directory; give a new <name>.pdparams file"
+    )
+
+
+@pytest.mark.parametrize("output_name", ["converted", "converted.pdparams"])
+def test_a_full_disk_is_one_line_and_leaves_no_temporaries(static_run, tmp_path, capsys, monkeypatch, output_name):
+    def full_disk(obj, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(paddle, "save", full_disk)
+    output = tmp_path / "out" / output_name
+    assert cli_error(["--path", str(static_run[0]), "--output_path", str(output)], capsys) == (
+        f"error: --output_path {output}: cannot write (No space left on device)"
+    )
+    assert sorted(os.listdir(tmp_path / "out")) == []
