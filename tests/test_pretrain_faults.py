@@ -375,3 +375,23 @@ def test_an_unwritable_output_dir_is_one_line(entry, tmp_path, corpus_dir, vocab
     else:
         main, argv = run_pretrain.main, tiny_argv(corpus_dir, str(out), str(vocab_path), max_steps=1)
     assert one_line_error(main, argv, capsys) == f"error: --output_dir {out}: not writable (Read-only file system)"
+
+
+@pytest.mark.slow
+def test_a_locked_output_dir_refuses_a_data_parallel_launch_without_a_hang(
+    held_output_dir, tmp_path, corpus_dir, vocab_path
+):
+    out, holder = held_output_dir
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("CUDA_VISIBLE_DEVICES", "PADDLE_TRAINERS_NUM")
+    }
+    argv = tiny_argv(corpus_dir, str(out), str(vocab_path), max_steps=1)
+    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir"]
+    command += [str(tmp_path / "log"), "run_pretrain.py", *argv]
+    # Rank 0 is refused the lock; rank 1 learns it through a collective instead of waiting forever.
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode != 0
+    logs = {path.name: path.read_text(errors="replace") for path in (tmp_path / "log").glob("workerlog.*")}
+    expected = f"error: --output_dir {out}: in use by another run (PID {holder.pid});"
+    assert expected in logs["workerlog.0"], logs
+    assert "error: --output_dir" in logs["workerlog.1"] and "Traceback" not in logs["workerlog.1"], logs

@@ -75,10 +75,27 @@ class TrainResult:
 
 
 class StepEngine(Protocol):
-    """How one step runs: the only part in which dygraph and static graph differ."""
+    """How one step runs: the only part in which dygraph and static graph differ.
+
+    Built by `run.run_pretraining` as `Engine(config, placement, tokenizer, ernie_config)`, which then reads the
+    resume checkpoint with `read_checkpoint` (CheckpointUnreadable: try an older one), calls `start` and finally
+    `close`; `loop.train` uses the rest.
+    """
 
     tokenizer: Any
     ernie_config: Any
+    # The file that marks this engine's checkpoints, and the refusal for a complete checkpoint of the other engine.
+    weights_file: str
+    foreign_message: str
+
+    def read_checkpoint(self, directory: Path) -> Any:
+        """Every file of a checkpoint read into memory, nothing applied yet."""
+
+    def start(self, state: TrainingState, checkpoint: Any) -> None:
+        """Apply a checkpoint read by read_checkpoint (None: a fresh run) and get ready to step."""
+
+    def close(self) -> None:
+        """Release what the engine holds (the static engine leaves static mode)."""
 
     def learning_rate(self) -> float:
         """The learning rate the next step uses."""
