@@ -9,18 +9,14 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
-from args import parse_pretraining_args
+from args import run_entry
 from ernie1.common.errors import run_cli
-from ernie1.pretrain.runtime import init_runtime
-from ernie1.pretrain.static_train import run_static
+from ernie1.pretrain.engines.static import StaticEngine
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Parse the flags, set up device/ranks/seeds, then build, resume and train the static program."""
-    config = parse_pretraining_args(argv)
-    runtime = init_runtime(config.runtime)
-    run_static(config, runtime)
-    return 0
+    """Parse the flags, place this process, then build, resume and train with the static-graph engine."""
+    return run_entry(StaticEngine, argv)
 
 
 if __name__ == "__main__":

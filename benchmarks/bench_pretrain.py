@@ -53,41 +53,33 @@ def bench_dygraph(
     import paddle
     from paddlenlp.transformers import ErnieConfig
 
-    from ernie1.pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
-    from ernie1.pretrain.lr_schedule import build_lr_scheduler
-    from ernie1.pretrain.model import PretrainingCriterion, build_pretraining_model
-    from ernie1.pretrain.optim import build_optimizer
-    from ernie1.pretrain.train_dygraph import TrainingParts, train_step
+    from ernie1.pretrain.config import ModelConfig, OptimConfig, PretrainConfig, RuntimeConfig, ScheduleConfig
+    from ernie1.pretrain.engines.dygraph import DygraphEngine
+    from ernie1.pretrain.runtime import Placement
 
     paddle.set_device("cpu")
     paddle.base.core.set_num_threads(threads)
     paddle.seed(1)
     optim = OptimConfig(max_lr=1e-4, min_lr=1e-5, warmup_steps=0, decay_steps=1000, weight_decay=0.01, grad_clip=1.0)
     config = PretrainConfig(
-        model=ModelSpec(),
+        model=ModelConfig(),
         optim=optim,
         schedule=ScheduleConfig(global_batch_size=micro_batch_size, micro_batch_size=micro_batch_size, max_steps=1000),
-        runtime=RuntimeSpec(device="cpu"),
+        runtime=RuntimeConfig(device="cpu"),
     )
     ernie_config = ErnieConfig(vocab_size=VOCAB_SIZE, hidden_act="relu", **TINY)
-    model = build_pretraining_model(ernie_config, binary_head=True)
-    scheduler = build_lr_scheduler(optim)
-    optimizer = build_optimizer(optim, model, scheduler)
-    parts = TrainingParts(
-        model, model, PretrainingCriterion(True), optimizer, scheduler, None, None, ernie_config, False
-    )
+    engine = DygraphEngine(config, Placement("cpu", 1, 0, 0, 0, 1), None, ernie_config)
     rng = np.random.RandomState(0)
     batches = [
         {key: paddle.to_tensor(value) for key, value in synthetic_batch(rng, micro_batch_size, seq_len).items()}
         for _ in range(4)
     ]
-    model.train()
+    engine.set_training(True)
     for step in range(warmup_steps):
-        train_step(parts, config, [batches[step % 4]])
+        engine.step([batches[step % 4]])
     start = time.perf_counter()
     for step in range(steps):
-        train_step(parts, config, [batches[step % 4]])
-        scheduler.step()
+        engine.step([batches[step % 4]])
     elapsed = time.perf_counter() - start
     return {"tokens_per_second": steps * micro_batch_size * seq_len / elapsed, "ms_per_step": 1000 * elapsed / steps}
 

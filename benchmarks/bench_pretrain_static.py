@@ -40,19 +40,24 @@ def bench_static(
     import paddle
     from paddlenlp.transformers import ErnieConfig
 
-    from ernie1.pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
-    from ernie1.pretrain.static_graph import build_static_programs, create_executor, initialize_parameters, train_step
+    from ernie1.pretrain.config import ModelConfig, OptimConfig, PretrainConfig, RuntimeConfig, ScheduleConfig
+    from ernie1.pretrain.engines.static_program import (
+        build_static_programs,
+        create_executor,
+        initialize_parameters,
+        train_step,
+    )
 
     paddle.enable_static()
     paddle.base.core.set_num_threads(threads)
     paddle.set_flags({"FLAGS_new_executor_serial_run": serial_run})
     config = PretrainConfig(
-        model=ModelSpec(),
+        model=ModelConfig(),
         optim=OptimConfig(
             max_lr=1e-4, min_lr=1e-5, warmup_steps=0, decay_steps=1000, weight_decay=0.01, grad_clip=1.0
         ),
         schedule=ScheduleConfig(global_batch_size=micro_batch_size, micro_batch_size=micro_batch_size, max_steps=1000),
-        runtime=RuntimeSpec(device="cpu"),
+        runtime=RuntimeConfig(device="cpu"),
     )
     ernie_config = ErnieConfig(vocab_size=VOCAB_SIZE, hidden_act="relu", **(model or TINY))
     rng = np.random.RandomState(0)

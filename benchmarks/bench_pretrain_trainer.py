@@ -49,10 +49,12 @@ def bench_trainer(
     from paddlenlp.utils.log import logger as paddlenlp_logger
 
     from ernie1.data.collate import to_trainer_inputs
-    from ernie1.pretrain.config import OptimConfig
+    from ernie1.pretrain.config import OptimConfig, ScheduleConfig
     from ernie1.pretrain.lr_schedule import build_lr_scheduler
     from ernie1.pretrain.model import PretrainingCriterion, build_pretraining_model
-    from ernie1.pretrain.trainer import CriterionWrapper, PreTrainingArguments, PretrainingTrainer
+    from ernie1.pretrain.trainer.arguments import PreTrainingArguments
+    from ernie1.pretrain.trainer.criterion import CriterionWrapper
+    from ernie1.pretrain.trainer.pretraining_trainer import PretrainingTrainer
 
     class StepClock(TrainerCallback):
         """perf_counter at the end of the last warm-up step and of the last step."""
@@ -105,6 +107,7 @@ def bench_trainer(
             train_dataset=list(range(micro_batch_size * total_steps)),
             optimizers=(None, build_lr_scheduler(optim)),
             callbacks=[clock],
+            schedule=ScheduleConfig(micro_batch_size=micro_batch_size),
         )
         trainer.train()
     elapsed = clock.marks[total_steps] - clock.marks[warmup_steps]

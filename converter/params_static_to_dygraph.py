@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -22,13 +23,20 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ernie1.common.errors import ToolkitError, run_cli
+from ernie1.common.errors import FieldError, ToolkitError, run_cli
+from ernie1.common.formats import (
+    MODEL_CONFIG_FILE,
+    STATIC_NAME_MAP_FILE,
+    STATIC_VARS_PREFIX,
+    TOKENIZER_FILES,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+)
 
 logger = logging.getLogger("ernie1")
 
-STATIC_VARS_PREFIX = "static_vars"
-# Tokenizer files copied from a checkpoint directory into a directory output (added_tokens.json never exists there).
-TOKENIZER_FILES = ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+# The converter's flag for what the pretraining config calls model_name_or_path.
+_FLAG_NAMES = {"model_name_or_path": "--model"}
 SEQ_RELATIONSHIP_KEY = "cls.seq_relationship.weight"
 WORD_EMBEDDING_KEY = "ernie.embeddings.word_embeddings.weight"
 
@@ -101,10 +109,7 @@ def load_ernie_config(model: Optional[str], source: StaticSource, static_params:
         model = str(source.checkpoint_dir)
     elif model not in BUILTIN_CONFIGS and not Path(model).is_dir():
         raise ToolkitError(f"--model {model}: not a built-in name ({', '.join(BUILTIN_CONFIGS)}) nor a directory")
-    try:
-        values = base_config_dict(model)
-    except ToolkitError as error:
-        raise ToolkitError(str(error).replace("--model_name_or_path", "--model", 1)) from None
+    values = base_config_dict(model)
     word_embedding = static_params.get((name_map or {}).get(WORD_EMBEDDING_KEY, "embedding_0.w_0"))
     if word_embedding is not None:
         if model in BUILTIN_CONFIGS:
@@ -116,23 +121,6 @@ def load_ernie_config(model: Optional[str], source: StaticSource, static_params:
                 f"{int(word_embedding.shape[1])} ({source.pdparams}); pass the config the checkpoint was trained with"
             )
     return ErnieConfig(**values)
-
-
-def skeleton_name_map(ernie_config, binary_head: bool) -> Dict[str, str]:
-    """{structured key: static name} of a model built the way run_pretrain_static.py builds it (no checkpoint map)."""
-    import paddle
-
-    from ernie1.pretrain.model import build_pretraining_model
-
-    was_dynamic = paddle.in_dynamic_mode()
-    paddle.enable_static()
-    try:
-        with paddle.utils.unique_name.guard(), paddle.static.program_guard(paddle.static.Program()):
-            model = build_pretraining_model(ernie_config, binary_head=binary_head)
-            return {key: value.name for key, value in model.state_dict().items()}
-    finally:
-        if was_dynamic:
-            paddle.disable_static()
 
 
 def convert_state(name_map: Dict[str, str], static_params: Dict[str, np.ndarray], where: str) -> Dict[str, np.ndarray]:
@@ -177,46 +165,86 @@ def build_dygraph_model(ernie_config, state: Dict[str, np.ndarray], binary_head:
     return model
 
 
-def write_output(output_path: Path, model, ernie_config, source: StaticSource) -> List[Path]:
-    """Directory form: weights, model_config.json and tokenizer files; file form: the weights only."""
+def _write_files(directory: Path, model, ernie_config, source: StaticSource) -> List[str]:
     import paddle
 
     from ernie1.pretrain.model import model_config_dict
 
-    state = model.state_dict()
-    if output_path.name.endswith(".pdparams"):
-        output_path.parent.mkdir(parents=True, exist_ok=True)
-        paddle.save(state, str(output_path))
-        return [output_path]
-    output_path.mkdir(parents=True, exist_ok=True)
-    written = [output_path / "model_state.pdparams", output_path / "model_config.json"]
-    paddle.save(state, str(written[0]))
-    written[1].write_text(json.dumps(model_config_dict(ernie_config), indent=2, sort_keys=True), encoding="utf-8")
+    paddle.save(model.state_dict(), str(directory / WEIGHTS_FILE))
+    (directory / MODEL_CONFIG_FILE).write_text(
+        json.dumps(model_config_dict(ernie_config), indent=2, sort_keys=True), encoding="utf-8"
+    )
+    names = [WEIGHTS_FILE, MODEL_CONFIG_FILE]
     if source.checkpoint_dir is not None:
         for name in TOKENIZER_FILES:
             if (source.checkpoint_dir / name).is_file():
-                shutil.copyfile(source.checkpoint_dir / name, output_path / name)
-                written.append(output_path / name)
-    if not (output_path / "vocab.txt").is_file():
+                shutil.copyfile(source.checkpoint_dir / name, directory / name)
+                names.append(name)
+    return names
+
+
+def _cannot_write(output_path: Path, error: OSError) -> ToolkitError:
+    return ToolkitError(f"--output_path {output_path}: cannot write ({error.strerror or error})")
+
+
+def write_output(output_path: Path, model, ernie_config, source: StaticSource) -> List[Path]:
+    """Directory form: weights, model_config.json and tokenizer files; file form: the weights only.
+
+    Written into a temporary sibling first and renamed: a full disk or a permission problem leaves nothing behind.
+    """
+    import paddle
+
+    temporary = output_path.with_name(f".{output_path.name}.tmp-{os.getpid()}")
+    if output_path.name.endswith(".pdparams"):
+        if output_path.is_dir():
+            raise ToolkitError(f"--output_path {output_path}: is a directory; give a new <name>.pdparams file")
+        try:
+            output_path.parent.mkdir(parents=True, exist_ok=True)
+            paddle.save(model.state_dict(), str(temporary))
+            os.replace(temporary, output_path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise _cannot_write(output_path, error) from None
+        return [output_path]
+    if output_path.exists() and not output_path.is_dir():
+        raise ToolkitError(
+            f"--output_path {output_path}: is a file, not a directory (end the name in .pdparams for a weights file)"
+        )
+    try:
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir()
+        names = _write_files(temporary, model, ernie_config, source)
+        output_path.mkdir(exist_ok=True)
+        for name in names:
+            os.replace(temporary / name, output_path / name)
+    except OSError as error:
+        raise _cannot_write(output_path, error) from None
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    if not (output_path / VOCAB_FILE).is_file():
         logger.warning(
             "%s: no tokenizer files next to --path; copy vocab.txt there before from_pretrained", output_path
         )
-    return written
+    return [output_path / name for name in names]
 
 
 def convert(model: Optional[str], path: str, output_path: Optional[str]) -> List[Path]:
     """Convert the static checkpoint at `path`; returns the files written."""
-    from ernie1.pretrain.static_checkpoint import NAME_MAP_FILE, read_name_map, read_static_params
+    from ernie1.pretrain.engines.static_program import static_name_map
+    from ernie1.pretrain.static_checkpoint import read_name_map, read_static_params
 
     source = resolve_source(path)
     static_params = read_static_params(str(source.pdparams))
-    has_map = source.checkpoint_dir is not None and (source.checkpoint_dir / NAME_MAP_FILE).is_file()
+    has_map = source.checkpoint_dir is not None and (source.checkpoint_dir / STATIC_NAME_MAP_FILE).is_file()
     name_map = read_name_map(str(source.checkpoint_dir)) if has_map else None
     ernie_config = load_ernie_config(model, source, static_params, name_map)
     if name_map is None:
         binary_head = _has_sop_head(ernie_config, static_params)
-        logger.warning("%s: no %s; rebuilding the name map from the architecture", source.pdparams, NAME_MAP_FILE)
-        name_map = skeleton_name_map(ernie_config, binary_head)
+        logger.warning(
+            "%s: no %s; rebuilding the name map from the architecture", source.pdparams, STATIC_NAME_MAP_FILE
+        )
+        name_map = static_name_map(ernie_config, binary_head)
     binary_head = SEQ_RELATIONSHIP_KEY in name_map
     where = f"--path {path}"
     state = convert_state(name_map, static_params, where)
@@ -236,7 +264,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry point."""
     args = build_parser().parse_args(None if argv is None else list(argv))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    written = convert(args.model, args.path, args.output_path)
+    try:
+        written = convert(args.model, args.path, args.output_path)
+    except FieldError as error:
+        raise ToolkitError(error.render(lambda field: _FLAG_NAMES.get(field, f"--{field}"))) from None
     print(f"wrote {', '.join(str(path) for path in written)}")
     return 0
 

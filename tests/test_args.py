@@ -140,7 +140,10 @@ BAD_FLAGS = [
     ),
     (["--warmup_rate", "1.5"], "error: --warmup_rate must be within [0, 1], got 1.5"),
     (["--mp_degree", "2"], "error: --mp_degree 2: only data parallelism is supported; leave it at 1"),
-    (["--max_steps", "0"], "error: --max_steps must be positive, got 0"),
+    (
+        ["--max_steps", "0"],
+        "error: --max_steps must be positive, got 0 (the datasets are sized from it; epochs are not used)",
+    ),
     (["--micro_batch_size", "x"], "error: argument --micro_batch_size: invalid int value: 'x'"),
 ]
 

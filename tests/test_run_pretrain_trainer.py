@@ -17,14 +17,9 @@ import run_pretrain_trainer
 from ernie1.common.errors import run_cli
 from ernie1.pretrain.config import ScheduleConfig
 from ernie1.pretrain.metrics_logger import read_metrics
-from ernie1.pretrain.trainer import (
-    ResumableBatchSampler,
-    parse_trainer_args,
-    requested_samples,
-    to_pretrain_config,
-    valid_offset,
-)
-from tests.ernie1.pretrain.helpers import TINY_MODEL
+from ernie1.pretrain.trainer.arguments import parse_trainer_args, to_pretrain_config
+from ernie1.pretrain.trainer.sampler import ResumableBatchSampler
+from tests.ernie1.pretrain.helpers import trainer_argv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,40 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def corpus_dir(tiny_prefix):
     return str(Path(tiny_prefix).parent)
-
-
-def trainer_argv(corpus: str, output_dir: str, vocab: str, *extra: str, do=("train", "eval", "predict"), **overrides):
-    """Trainer flags for the tiny config on CPU; `overrides` replace defaults (value None drops the flag)."""
-    flags = {
-        "model_name_or_path": "ernie-1.0",
-        "tokenizer_name_or_path": vocab,
-        "model_config": TINY_MODEL,
-        "input_dir": corpus,
-        "output_dir": output_dir,
-        "split": "8,1,1",
-        "max_seq_length": "64",
-        "per_device_train_batch_size": "4",
-        "per_device_eval_batch_size": "4",
-        "max_steps": "8",
-        "learning_rate": "5e-3",
-        "min_learning_rate": "1e-4",
-        "warmup_ratio": "0.1",
-        "eval_steps": "4",
-        "eval_iters": "2",
-        "save_steps": "4",
-        "logging_steps": "1",
-        "device": "cpu",
-        "dataloader_num_workers": "0",
-        "seed": "7",
-        "report_to": "none",
-        "disable_tqdm": "true",
-    }
-    flags.update({key: value for key, value in overrides.items()})
-    argv = []
-    for key, value in flags.items():
-        if value is not None:
-            argv += [f"--{key}", str(value)]
-    return argv + [f"--do_{what}" for what in do] + list(extra)
 
 
 def records(output_dir, split="train"):
@@ -180,24 +141,25 @@ def test_sampler_is_positioned_once_by_the_trainer():
 
 
 def test_sample_counts_and_valid_offset():
-    schedule = ScheduleConfig(
+    """The Trainer's schedule: eval batches counted in micro-batches of --per_device_eval_batch_size."""
+    common = dict(
         global_batch_size=16,
         micro_batch_size=4,
         accumulate_steps=2,
         data_world_size=2,
         max_steps=100,
-        eval_freq=30,
         eval_iters=5,
+        eval_batch_size=8,
+        eval_iters_in_global_batches=False,
     )
+    schedule = ScheduleConfig(eval_freq=30, **common)
     # train: global batch x steps; valid: eval batch x world x eval_iters per evaluation (3); test: 10 evaluations.
-    assert requested_samples(schedule, eval_batch_size=8, eval_iters=5, do_eval=True, do_predict=True) == (
-        1600,
-        8 * 2 * 5 * 3,
-        8 * 2 * 5 * 10,
-    )
-    assert requested_samples(schedule, 8, 5, do_eval=False, do_predict=False) == (1600, 0, 0)
-    # The evaluation at step 30 reads from 0, the one at 60 after one evaluation, a resumed one at 61+ after two.
-    assert [valid_offset(step, 30, 5, 8, 2) for step in (0, 30, 60, 61, 90)] == [0, 0, 80, 160, 160]
+    assert schedule.requested_samples() == (1600, 8 * 2 * 5 * 3, 8 * 2 * 5 * 10)
+    no_eval = ScheduleConfig(eval_freq=0, final_test=False, **common)
+    assert no_eval.requested_samples() == (1600, 0, 0)
+    # The evaluation at step 30 reads from 0, the one at 60 after one evaluation, a resumed one at 61+ after two
+    # (the Trainer asks for the offset before the evaluation at its current step: global_step - 1).
+    assert [schedule.valid_offset(max(0, step - 1)) for step in (0, 30, 60, 61, 90)] == [0, 0, 80, 160, 160]
 
 
 def test_continue_training_loads_the_checkpoint_weights(tmp_path, corpus_dir, vocab_path):

@@ -43,7 +43,11 @@ CHECKPOINT_PART_FILES = {
     "rng": RNG_STATE_FILE,
 }
 RESOLVED_CONFIG_FILE = "pretrain_config.json"
+# Held (flock) by the run writing into an output_dir; holds that run's PID.
+OUTPUT_DIR_LOCK_FILE = ".ernie1.lock"
 METRICS_FILE = "metrics.jsonl"
+# VisualDL writes one folder per run (a resumed run adds one) under output_dir/runs.
+VISUALDL_DIR = "runs"
 
 # Static-graph checkpoints: paddle.static.save(program, <dir>/static_vars) + the structured-name map.
 STATIC_VARS_PREFIX = "static_vars"

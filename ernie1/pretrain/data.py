@@ -8,22 +8,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 import paddle
 
-from ernie1.common.errors import ToolkitError
+from ernie1.common.errors import FieldError, ToolkitError
 
 logger = logging.getLogger(__name__)
 
 
-def load_pretraining_tokenizer(source: str, extend: bool = True) -> Any:
-    """The tokenizer (directory, vocab file or built-in name) with the `##<CJK char>` extension the masking needs."""
+# The text layer's name for the tokenizer source in its errors (data_tools' --model_name).
+_TEXT_LAYER_TOKENIZER_FIELD = "model_name"
+
+
+def load_pretraining_tokenizer(source: str, extend: bool = True, field: str = "tokenizer_name_or_path") -> Any:
+    """The tokenizer (directory, vocab file or built-in name) with the `##<CJK char>` extension the masking needs.
+
+    Errors name `field` (the config field `source` came from).
+    """
     from ernie1.text.tokenizer import extend_chinese_char, load_tokenizer
 
     try:
         tokenizer = load_tokenizer(source)
+    except FieldError as error:
+        raise FieldError(field, error.template.replace("{" + error.field + "}", "{" + field + "}")) from None
     except ToolkitError as error:
-        # data_tools names its own CLI flag; here the flag is ours.
-        raise ToolkitError(str(error).replace("--model_name ", "--tokenizer_name_or_path ", 1)) from None
+        # The text layer's plain errors start with its own flag and the source; the reason follows.
+        prefix = f"--{_TEXT_LAYER_TOKENIZER_FIELD} {source}: "
+        text = str(error)
+        reason = text[len(prefix) :] if text.startswith(prefix) else text
+        raise FieldError(field, f"{{{field}}} {source}: {reason}") from None
     if extend:
         extend_chinese_char(tokenizer)
     return tokenizer
@@ -123,6 +136,79 @@ def build_collate_fn(max_seq_length: int, pad_id: int) -> Callable[[Sequence[dic
     return functools.partial(collate_pretraining_batch, pad_to=max_seq_length, pad_id=pad_id)
 
 
+# A collated batch that stands for a failure inside the data path carries its one-line message under this key.
+FAILURE_KEY = "__data_failure__"
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if isinstance(error, ToolkitError) else f"{type(error).__name__}: {text}"
+
+
+class ReportingDataset(paddle.io.Dataset):
+    """A dataset whose `__getitem__` never raises: an exception becomes a failure record for the main thread.
+
+    paddle's DataLoader loses exceptions raised in its prefetch thread (num_workers 0: the main loop waits
+    forever) or turns them into `SystemError: Blocking queue is killed` (worker processes); a record travels.
+    """
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        try:
+            return self.dataset[index]
+        except Exception as error:  # noqa: BLE001 - reported in the main thread by raise_data_failure
+            return {FAILURE_KEY: f"sample {index}: {_one_line(error)}"}
+
+
+def reporting_collate(collate_fn: Callable[[Sequence[Any]], Any]) -> Callable[[Sequence[Any]], Any]:
+    """`collate_fn` that passes a failure record (or its own exception) on as a one-key batch."""
+
+    def collate(samples: Sequence[Any]) -> Any:
+        for sample in samples:
+            if isinstance(sample, dict) and FAILURE_KEY in sample:
+                return _failure_batch(sample[FAILURE_KEY])
+        try:
+            return collate_fn(samples)
+        except Exception as error:  # noqa: BLE001 - reported in the main thread by raise_data_failure
+            return _failure_batch(f"collating a batch: {_one_line(error)}")
+
+    return collate
+
+
+def _failure_batch(message: str) -> dict:
+    # Bytes as an array: the loader turns every batch value into a tensor, also across worker processes.
+    return {FAILURE_KEY: np.frombuffer(message.encode("utf-8"), dtype=np.uint8).copy()}
+
+
+def raise_data_failure(batch: Any) -> Any:
+    """The batch itself, or a ToolkitError with the message of the failure it stands for."""
+    if isinstance(batch, dict) and FAILURE_KEY in batch:
+        value = batch[FAILURE_KEY]
+        # A paddle Tensor in dygraph, a DenseTensor in static mode, an ndarray in the Trainer's collate path.
+        data = np.asarray(value.numpy() if hasattr(value, "numpy") else value).astype(np.uint8)
+        raise ToolkitError(f"data error in {data.tobytes().decode('utf-8', 'replace')}")
+    return batch
+
+
+class CheckedLoader:
+    """Iterates a DataLoader, raising the failures of its data path as ToolkitErrors in the consuming thread."""
+
+    def __init__(self, loader: paddle.io.DataLoader):
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            yield raise_data_failure(batch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
 def make_loader(
     dataset: Any,
     collate_fn: Callable,
@@ -132,20 +218,25 @@ def make_loader(
     consumed_samples: int = 0,
     num_workers: int = 0,
     wrap: bool = False,
-) -> Optional[paddle.io.DataLoader]:
-    """A DataLoader over `dataset` in order from `consumed_samples`; None for an empty split."""
+) -> Optional[CheckedLoader]:
+    """A DataLoader over `dataset` in order from `consumed_samples` (data errors raised here); None if empty."""
     if dataset is None or len(dataset) == 0:
         return None
     sampler = OrderedBatchSampler(len(dataset), micro_batch_size, data_rank, data_world_size, consumed_samples, wrap)
-    return paddle.io.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=num_workers, return_list=True
+    loader = paddle.io.DataLoader(
+        ReportingDataset(dataset),
+        batch_sampler=sampler,
+        collate_fn=reporting_collate(collate_fn),
+        num_workers=num_workers,
+        return_list=True,
     )
+    return CheckedLoader(loader)
 
 
 class EvalStream:
     """One persistent iterator over an eval split: each evaluation continues where the last stopped (§18.13)."""
 
-    def __init__(self, loader: Optional[paddle.io.DataLoader]):
+    def __init__(self, loader: Optional[CheckedLoader]):
         self.loader = loader
         self._iterator: Optional[Iterator] = None
 
@@ -160,3 +251,16 @@ class EvalStream:
                 yield next(self._iterator)
             except StopIteration:
                 return
+
+
+def build_pretraining_data(config, placement, tokenizer) -> PretrainingData:
+    """The three splits sized by the schedule, and the collate function."""
+    # No barrier here: the builder lets one rank build each index map while the others wait for the file with a
+    # timeout, so a rank that fails cannot leave the others blocked in a collective forever.
+    train, valid, test = build_datasets(config, tokenizer, placement.data_rank, placement.local_rank, placement.rank)
+    if config.schedule.train and (train is None or len(train) == 0):
+        raise FieldError(
+            "input_dir", f"{{input_dir}} {config.data.input_dir}: the train split is empty (check {{split}})", "split"
+        )
+    collate = build_collate_fn(config.data.max_seq_length, tokenizer.pad_token_id)
+    return PretrainingData(train, valid, test, collate)

@@ -6,8 +6,8 @@ import math
 
 from paddle.optimizer.lr import LRScheduler
 
-from ernie1.common.errors import ToolkitError
-from ernie1.pretrain.config import LR_DECAY_STYLES
+from ernie1.common.errors import FieldError
+from ernie1.pretrain.flags import LR_DECAY_STYLES
 
 
 def learning_rate_at(
@@ -15,7 +15,9 @@ def learning_rate_at(
 ) -> float:
     """The learning rate of scheduler step `step` (0 = the first update, which therefore uses lr 0 under warmup)."""
     if style not in LR_DECAY_STYLES:
-        raise ToolkitError(f"--lr_decay_style must be one of {', '.join(LR_DECAY_STYLES)}, got {style!r}")
+        raise FieldError(
+            "lr_decay_style", f"{{lr_decay_style}} must be one of {', '.join(LR_DECAY_STYLES)}, got {style!r}"
+        )
     if warmup_steps > 0 and step <= warmup_steps:
         return max_lr * step / warmup_steps
     if style == "none":

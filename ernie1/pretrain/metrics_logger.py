@@ -9,14 +9,14 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-logger = logging.getLogger("ernie1")
+from ernie1.common.formats import METRICS_FILE, VISUALDL_DIR
 
-METRICS_FILE = "metrics.jsonl"
+logger = logging.getLogger("ernie1")
 
 
 def visualdl_run_dir(output_dir: str) -> Path:
     """`output_dir/runs/<Mon DD_HH-MM-SS>_<hostname>`, as the original."""
-    return Path(output_dir) / "runs" / f"{time.strftime('%b%d_%H-%M-%S')}_{socket.gethostname()}"
+    return Path(output_dir) / VISUALDL_DIR / f"{time.strftime('%b%d_%H-%M-%S')}_{socket.gethostname()}"
 
 
 class MetricsLogger:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -10,7 +11,10 @@ import paddle
 import paddle.nn.functional as F
 from paddlenlp.transformers import ErnieConfig, ErnieForMaskedLM, ErnieForPretraining
 
-from ernie1.common.errors import ToolkitError
+from ernie1.common.errors import FieldError
+from ernie1.common.formats import MODEL_CONFIG_FILES, WEIGHTS_FILE
+
+logger = logging.getLogger("ernie1")
 
 # ernie-1.0-base-zh (REFERENCE §9); written out here so a from-scratch run never touches the network.
 ERNIE_1_0_CONFIG: Dict[str, Any] = {
@@ -29,8 +33,9 @@ ERNIE_1_0_CONFIG: Dict[str, Any] = {
     "layer_norm_eps": 1e-12,
 }
 BUILTIN_CONFIGS: Dict[str, Dict[str, Any]] = {"ernie-1.0": ERNIE_1_0_CONFIG, "ernie-1.0-base-zh": ERNIE_1_0_CONFIG}
-CONFIG_FILE_NAMES = ("model_config.json", "config.json")
-WEIGHTS_FILE_NAME = "model_state.pdparams"
+# REFERENCE §11.5: run these in fp16 under O1, keep the fused softmax-CE in fp32 (dygraph and static).
+AMP_WHITE_LIST = ["softmax", "layer_norm", "gelu"]
+AMP_BLACK_LIST = ["c_softmax_with_cross_entropy"]
 _ALLOWED_OVERRIDES = set(ERNIE_1_0_CONFIG) | {"task_type_vocab_size", "use_task_id", "pool_act"}
 
 
@@ -40,34 +45,38 @@ def parse_model_config_overrides(text: Optional[str]) -> Dict[str, Any]:
         return {}
     text = text.strip()
     if text.startswith("{"):
-        overrides = _loads_or_fail(text, "--model_config")
+        overrides = _loads_or_fail(text, "{model_config}", "model_config")
     elif "=" not in text:
         path = Path(text)
         if not path.is_file():
-            raise ToolkitError(f"--model_config {text}: no such JSON file (or pass inline sizes like hidden_size=64)")
-        overrides = _loads_or_fail(path.read_text(encoding="utf-8"), f"--model_config {text}")
+            raise FieldError(
+                "model_config",
+                f"{{model_config}} {text}: no such JSON file (or pass inline sizes like hidden_size=64)",
+            )
+        overrides = _loads_or_fail(path.read_text(encoding="utf-8"), f"{{model_config}} {text}", "model_config")
     else:
         overrides = {}
         for item in filter(None, (part.strip() for part in text.split(","))):
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
-                raise ToolkitError(f"--model_config: {item!r} is not key=value")
+                raise FieldError("model_config", f"{{model_config}}: {item!r} is not key=value")
             overrides[key.strip()] = _parse_scalar(value.strip())
     if not isinstance(overrides, dict):
-        raise ToolkitError("--model_config must describe a JSON object of model config fields")
+        raise FieldError("model_config", "{model_config} must describe a JSON object of model config fields")
     unknown = sorted(set(overrides) - _ALLOWED_OVERRIDES)
     if unknown:
-        raise ToolkitError(
-            f"--model_config: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_ALLOWED_OVERRIDES))}"
+        raise FieldError(
+            "model_config",
+            f"{{model_config}}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_ALLOWED_OVERRIDES))}",
         )
     return overrides
 
 
-def _loads_or_fail(text: str, where: str) -> Any:
+def _loads_or_fail(text: str, where: str, field: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ToolkitError(f"{where}: invalid JSON ({error.msg} at line {error.lineno})") from None
+        raise FieldError(field, f"{where}: invalid JSON ({error.msg} at line {error.lineno})") from None
 
 
 def _parse_scalar(value: str) -> Any:
@@ -79,7 +88,7 @@ def _parse_scalar(value: str) -> Any:
 
 def find_model_config_file(directory: str) -> Optional[Path]:
     """`<directory>/model_config.json` (ours and the original's) or `config.json` (paddlenlp), else None."""
-    for name in CONFIG_FILE_NAMES:
+    for name in MODEL_CONFIG_FILES:
         candidate = Path(directory) / name
         if candidate.is_file():
             return candidate
@@ -93,13 +102,15 @@ def base_config_dict(model_name_or_path: str) -> Dict[str, Any]:
     if Path(model_name_or_path).is_dir():
         config_file = find_model_config_file(model_name_or_path)
         if config_file is None:
-            raise ToolkitError(
-                f"--model_name_or_path {model_name_or_path}: directory has no model_config.json or config.json"
+            raise FieldError(
+                "model_name_or_path",
+                f"{{model_name_or_path}} {model_name_or_path}: directory has no {' or '.join(MODEL_CONFIG_FILES)}",
             )
-        return _loads_or_fail(config_file.read_text(encoding="utf-8"), str(config_file))
-    raise ToolkitError(
-        f"--model_name_or_path {model_name_or_path}: not a built-in config ({', '.join(BUILTIN_CONFIGS)}) "
-        "nor a checkpoint directory"
+        return _loads_or_fail(config_file.read_text(encoding="utf-8"), str(config_file), "model_name_or_path")
+    raise FieldError(
+        "model_name_or_path",
+        f"{{model_name_or_path}} {model_name_or_path}: not a built-in config ({', '.join(BUILTIN_CONFIGS)}) "
+        "nor a checkpoint directory",
     )
 
 
@@ -115,14 +126,17 @@ def build_ernie_config(spec, vocab_size: int) -> ErnieConfig:
     values["hidden_dropout_prob"] = spec.hidden_dropout_prob
     values["attention_probs_dropout_prob"] = spec.attention_probs_dropout_prob
     if int(values.get("vocab_size", 0)) < vocab_size:
-        source = "--model_config" if "vocab_size" in overrides else f"--model_name_or_path {spec.model_name_or_path}"
-        raise ToolkitError(
-            f"{source}: vocab_size {values.get('vocab_size')} is smaller than the tokenizer's vocab ({vocab_size})"
+        field = "model_config" if "vocab_size" in overrides else "model_name_or_path"
+        source = "{model_config}" if "vocab_size" in overrides else f"{{model_name_or_path}} {spec.model_name_or_path}"
+        raise FieldError(
+            field,
+            f"{source}: vocab_size {values.get('vocab_size')} is smaller than the tokenizer's vocab ({vocab_size})",
         )
     hidden, heads = int(values.get("hidden_size", 0)), int(values.get("num_attention_heads", 0))
     if hidden <= 0 or heads <= 0 or hidden % heads != 0:
-        raise ToolkitError(
-            f"--model_config: hidden_size {hidden} must be a positive multiple of num_attention_heads {heads}"
+        raise FieldError(
+            "model_config",
+            f"{{model_config}}: hidden_size {hidden} must be a positive multiple of num_attention_heads {heads}",
         )
     return ErnieConfig(**values)
 
@@ -154,21 +168,74 @@ def enable_recompute(model: paddle.nn.Layer) -> None:
 
 
 def load_model_weights(model: paddle.nn.Layer, directory: str) -> None:
-    """Load `<directory>/model_state.pdparams` into `model`; missing or mismatched keys are a ToolkitError."""
-    path = Path(directory) / WEIGHTS_FILE_NAME
+    """Load `<directory>/model_state.pdparams` into `model`; a missing, unreadable or mismatched file is one line."""
+    path = Path(directory) / WEIGHTS_FILE
+    where = f"{{model_name_or_path}} {directory}: {path.name}"
     if not path.is_file():
-        raise ToolkitError(f"{path}: weights not found (a checkpoint directory holds {WEIGHTS_FILE_NAME})")
-    state = paddle.load(str(path))
+        raise FieldError("model_name_or_path", f"{where} not found (a checkpoint directory holds {WEIGHTS_FILE})")
+    try:
+        state = paddle.load(str(path))
+    except Exception as error:  # noqa: BLE001 - a truncated file fails anywhere in pickle/zip
+        raise FieldError("model_name_or_path", f"{where} is unreadable ({type(error).__name__}); truncated?") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     if missing:
-        raise ToolkitError(f"{path}: missing {len(missing)} parameter(s) of this model, e.g. {missing[0]}")
+        raise FieldError(
+            "model_name_or_path", f"{where}: missing {len(missing)} parameter(s) of this model, e.g. {missing[0]}"
+        )
     for key, value in expected.items():
         if list(state[key].shape) != list(value.shape):
-            raise ToolkitError(
-                f"{path}: {key} has shape {list(state[key].shape)}, the model expects {list(value.shape)}"
+            raise FieldError(
+                "model_name_or_path",
+                f"{where}: {key} has shape {list(state[key].shape)}, the model expects {list(value.shape)}",
             )
     model.set_state_dict({key: state[key] for key in expected})
+
+
+def build_checked_ernie_config(config, vocab_size: int) -> ErnieConfig:
+    """The ErnieConfig of a PretrainConfig, refusing samples longer than its position table."""
+    ernie_config = build_ernie_config(config.model, vocab_size)
+    max_positions = int(ernie_config.max_position_embeddings)
+    if config.data.max_seq_length > max_positions:
+        raise FieldError(
+            "max_seq_len",
+            f"{{max_seq_len}} {config.data.max_seq_length} exceeds the model's max_position_embeddings {max_positions}",
+        )
+    return ernie_config
+
+
+def check_continue_training(config) -> None:
+    """--continue_training needs weights: a built-in name has none (no download)."""
+    name = config.model.model_name_or_path
+    if config.model.continue_training and name in BUILTIN_CONFIGS:
+        raise FieldError(
+            "continue_training",
+            f"{{continue_training}} needs trained weights: {{model_name_or_path}} {name} is a built-in config "
+            "(random init, no download); pass a checkpoint directory instead",
+            "model_name_or_path",
+        )
+
+
+def build_model(config, ernie_config: ErnieConfig) -> paddle.nn.Layer:
+    """The pretraining model: a built-in config from scratch, or a checkpoint dir with its weights (as the original)."""
+    check_continue_training(config)
+    model = build_pretraining_model(ernie_config, config.model.binary_head)
+    if config.model.model_name_or_path not in BUILTIN_CONFIGS:
+        # As the original: a checkpoint directory is always a warm start (from_pretrained), flag or not.
+        load_model_weights(model, config.model.model_name_or_path)
+    if config.model.use_recompute:
+        enable_recompute(model)
+    return model
+
+
+def amp_enabled(config, device: str) -> bool:
+    """AMP only where Paddle implements it; on CPU it would silently stay fp32, so say so."""
+    if not config.runtime.use_amp:
+        return False
+    if device == "cpu":
+        logger.warning("--use_amp true has no effect on cpu (Paddle's AMP is GPU/XPU only): training in fp32")
+        return False
+    return True
 
 
 class PretrainingCriterion(paddle.nn.Layer):

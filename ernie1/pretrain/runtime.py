@@ -7,6 +7,7 @@ import os
 import random
 import sys
 from dataclasses import dataclass
+from typing import List
 
 import numpy as np
 import paddle
@@ -15,8 +16,8 @@ logger = logging.getLogger("ernie1")
 
 
 @dataclass(frozen=True)
-class Runtime:
-    """Where this process sits in the job."""
+class Placement:
+    """Where this process sits in the job (the RuntimeConfig asked for it; this is what it got)."""
 
     device: str
     world_size: int
@@ -63,9 +64,9 @@ def set_seeds(seed: int) -> None:
     paddle.seed(seed)
 
 
-def init_runtime(runtime_spec) -> Runtime:
+def init_runtime(runtime_config) -> Placement:
     """Select the device, join the data-parallel group when launched with several processes, set threads and seeds."""
-    device = runtime_spec.device
+    device = runtime_config.device
     if device == "gpu" and not paddle.device.is_compiled_with_cuda():
         logger.warning("--device gpu requested but this Paddle build has no CUDA: running on cpu")
         device = "cpu"
@@ -84,10 +85,43 @@ def init_runtime(runtime_spec) -> Runtime:
         set_cpu_threads(world_size)
     setup_logging(rank == 0)
     # Model init uses the same seed on every rank (identical replicas); dropout later gets seed + rank.
-    set_seeds(runtime_spec.seed)
-    return Runtime(device, world_size, rank, local_rank, data_rank=rank, data_world_size=world_size)
+    set_seeds(runtime_config.seed)
+    return Placement(device, world_size, rank, local_rank, data_rank=rank, data_world_size=world_size)
 
 
-def seed_for_training(runtime_spec, runtime: Runtime) -> None:
+def seed_for_training(runtime_config, placement: Placement) -> None:
     """Per-rank seeds for dropout after the model is built, as the original (seed + rank)."""
-    set_seeds(runtime_spec.seed + runtime.rank)
+    set_seeds(runtime_config.seed + placement.rank)
+
+
+def mean_across_ranks(values: List[float], world_size: int) -> List[float]:
+    """The mean of each value over the ranks of the job (dygraph collectives; identity for one process)."""
+    if world_size <= 1:
+        return list(values)
+    tensor = paddle.to_tensor(values, dtype="float64")
+    paddle.distributed.all_reduce(tensor)
+    return [float(value) / world_size for value in tensor.numpy()]
+
+
+def barrier(world_size: int) -> None:
+    """Wait for every rank; works in static mode too (the collective group was joined in dygraph mode)."""
+    if world_size <= 1:
+        return
+    if paddle.in_dynamic_mode():
+        paddle.distributed.barrier()
+        return
+    # In static mode paddle.distributed.barrier only appends an op to the current program.
+    paddle.disable_static()
+    try:
+        paddle.distributed.barrier()
+    finally:
+        paddle.enable_static()
+
+
+def all_ranks_max(value: int, world_size: int) -> int:
+    """The largest `value` any rank holds (dygraph collectives; the value itself for one process)."""
+    if world_size <= 1:
+        return value
+    tensor = paddle.to_tensor([value], dtype="int64")
+    paddle.distributed.all_reduce(tensor, op=paddle.distributed.ReduceOp.MAX)
+    return int(tensor.numpy()[0])

@@ -18,13 +18,14 @@ from typing import Any, Dict, Mapping, Optional
 import numpy as np
 import paddle
 
-from ernie1.common.errors import ToolkitError
+from ernie1.common.errors import FieldError, ToolkitError
+from ernie1.common.formats import STATIC_NAME_MAP_FILE, STATIC_VARS_PREFIX
 from ernie1.pretrain import checkpoint
 
 logger = logging.getLogger("ernie1")
 
-STATIC_VARS_PREFIX = "static_vars"
-NAME_MAP_FILE = "static_name_map.json"
+STATIC_PARAMS_FILE = f"{STATIC_VARS_PREFIX}.pdparams"
+STATIC_OPTIMIZER_FILE = f"{STATIC_VARS_PREFIX}.pdopt"
 
 
 def save_static_checkpoint(
@@ -35,6 +36,7 @@ def save_static_checkpoint(
     tokenizer: Any = None,
     model_config: Optional[Mapping[str, Any]] = None,
     extra_parts: Optional[Mapping[str, Any]] = None,
+    keep_existing: bool = False,
 ) -> Path:
     """Write a complete static checkpoint of the variables of `program` (in the current scope) into `directory`.
 
@@ -47,54 +49,58 @@ def save_static_checkpoint(
         write_name_map(temporary, name_map)
 
     return checkpoint.save_checkpoint(
-        directory, parts, meta, tokenizer=tokenizer, model_config=model_config, write_extra_files=write_static_files
+        directory,
+        parts,
+        meta,
+        tokenizer=tokenizer,
+        model_config=model_config,
+        write_extra_files=write_static_files,
+        keep_existing=keep_existing,
     )
 
 
-def load_static_checkpoint(
-    directory: str,
-    program: paddle.static.Program,
-    name_map: Mapping[str, str],
-    restore_rng: bool = True,
-    extra_parts: Optional[Mapping[str, Any]] = None,
-) -> Dict[str, Any]:
-    """Load parameters + optimizer state (RNG states, `extra_parts`) of a static checkpoint; returns its config.yml."""
+def read_static_checkpoint(directory: str, name_map: Mapping[str, str], part_names: tuple) -> Dict[str, Any]:
+    """Parameters + optimizer state (`program_state`) and the named parts of a static checkpoint, read into memory.
+
+    A missing or truncated file is a CheckpointUnreadable (resume tries an older checkpoint); a name map of another
+    architecture refuses the resume.
+    """
     path = Path(directory)
-    prefix = path / STATIC_VARS_PREFIX
-    for suffix in (".pdparams", ".pdopt"):
-        if not Path(str(prefix) + suffix).is_file():
-            raise ToolkitError(f"{prefix}{suffix}: missing; {path} is not a static-graph checkpoint")
-    if read_name_map(path) != dict(name_map):
-        raise ToolkitError(
-            f"{path / NAME_MAP_FILE}: the checkpoint's parameters do not match this model (architecture or "
-            "--binary_head changed); resume with the same model flags or use a new --output_dir"
+    for name in (STATIC_PARAMS_FILE, STATIC_OPTIMIZER_FILE):
+        if not (path / name).is_file():
+            raise checkpoint.CheckpointUnreadable(f"{path / name}: missing; {path} is not a static-graph checkpoint")
+    try:
+        saved_map = read_name_map(str(path))
+    except ToolkitError as error:
+        raise checkpoint.CheckpointUnreadable(str(error)) from None
+    if saved_map != dict(name_map):
+        raise FieldError(
+            "output_dir",
+            f"{path / STATIC_NAME_MAP_FILE}: the checkpoint's parameters do not match this model (architecture or "
+            "{binary_head} changed); resume with the same model flags or use a new {output_dir}",
+            "binary_head",
         )
-    state = paddle.static.load_program_state(str(prefix))
-    paddle.static.set_program_state(program, state)
-    meta = checkpoint.read_meta(path)
-    parts = dict(extra_parts or {})
-    if restore_rng:
-        parts["rng"] = checkpoint.RngState()
-    for name, part in parts.items():
-        part_path = path / checkpoint.part_file(name)
-        if not part_path.is_file():
-            logger.warning("%s not found: %s starts fresh", part_path, name)
-            continue
-        # return_numpy: in static mode paddle.load would turn numpy's uint32 RNG key into a tensor and fail.
-        part.set_state_dict(paddle.load(str(part_path), return_numpy=True))
-    return meta
+    try:
+        program_state = paddle.static.load_program_state(str(path / STATIC_VARS_PREFIX))
+    except Exception as error:  # noqa: BLE001 - a truncated pickle fails anywhere
+        raise checkpoint.CheckpointUnreadable(
+            f"{path / STATIC_PARAMS_FILE}: unreadable ({type(error).__name__}); truncated or corrupt?"
+        ) from None
+    # return_numpy: in static mode paddle.load would turn numpy's uint32 RNG key into a tensor and fail.
+    parts = checkpoint.read_parts(str(path), part_names, required=(), return_numpy=True)
+    return {"program_state": program_state, **parts}
 
 
 def write_name_map(directory: str, name_map: Mapping[str, str]) -> Path:
     """Write `static_name_map.json`: {structured state_dict key: static parameter name}."""
-    path = Path(directory) / NAME_MAP_FILE
+    path = Path(directory) / STATIC_NAME_MAP_FILE
     path.write_text(json.dumps(dict(name_map), indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
 
 def read_name_map(directory: str) -> Dict[str, str]:
     """Read `static_name_map.json` of a checkpoint directory."""
-    path = Path(directory) / NAME_MAP_FILE
+    path = Path(directory) / STATIC_NAME_MAP_FILE
     if not path.is_file():
         raise ToolkitError(f"{path}: missing; a static checkpoint needs the name map run_pretrain_static.py writes")
     try:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import pickle
 import shutil
+from pathlib import Path
 
 import numpy as np
 import paddle
@@ -13,10 +16,9 @@ from paddlenlp.transformers import ErnieConfig, ErnieForPretraining, ErnieModel,
 
 from converter.params_static_to_dygraph import main
 from ernie1.common.errors import run_cli
-from ernie1.pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
-from ernie1.pretrain.model import model_config_dict
-from ernie1.pretrain.static_checkpoint import NAME_MAP_FILE, read_static_params, save_static_checkpoint
-from ernie1.pretrain.static_graph import (
+from ernie1.common.formats import STATIC_NAME_MAP_FILE
+from ernie1.pretrain.config import ModelConfig, OptimConfig, PretrainConfig, RuntimeConfig, ScheduleConfig
+from ernie1.pretrain.engines.static_program import (
     build_inference_program,
     build_static_programs,
     create_executor,
@@ -24,6 +26,8 @@ from ernie1.pretrain.static_graph import (
     initialize_parameters,
     train_step,
 )
+from ernie1.pretrain.model import model_config_dict
+from ernie1.pretrain.static_checkpoint import read_static_params, save_static_checkpoint
 
 BATCH, SEQ_LEN, MASKED = 2, 16, 8
 
@@ -61,10 +65,10 @@ def synthetic_batch(seed: int, vocab_size: int) -> dict:
 
 def tiny_config() -> PretrainConfig:
     return PretrainConfig(
-        model=ModelSpec(),
+        model=ModelConfig(),
         optim=OptimConfig(max_lr=1e-3, min_lr=1e-4, warmup_steps=1, decay_steps=10, weight_decay=0.01),
         schedule=ScheduleConfig(global_batch_size=BATCH, micro_batch_size=BATCH, max_steps=10),
-        runtime=RuntimeSpec(device="cpu"),
+        runtime=RuntimeConfig(device="cpu"),
     )
 
 
@@ -140,7 +144,7 @@ def test_prefix_and_pdparams_file_forms(static_run, tmp_path):
     assert main(["--path", str(checkpoint_dir / "static_vars"), "--output_path", str(reference)]) == 0
     state = paddle.load(str(reference))
     # Every structured key of the model (tied decoder weight included), nothing else.
-    assert sorted(state) == sorted(json.loads((checkpoint_dir / NAME_MAP_FILE).read_text()))
+    assert sorted(state) == sorted(json.loads((checkpoint_dir / STATIC_NAME_MAP_FILE).read_text()))
     other = tmp_path / "other.pdparams"
     assert main(["--path", str(checkpoint_dir / "static_vars.pdparams"), "--output_path", str(other)]) == 0
     again = paddle.load(str(other))
@@ -153,7 +157,7 @@ def test_without_name_map_the_map_is_rebuilt_from_the_architecture(static_run, t
     checkpoint_dir, probe, static_scores, _ = static_run
     copy = tmp_path / "no_map"
     shutil.copytree(checkpoint_dir, copy)
-    (copy / NAME_MAP_FILE).unlink()
+    (copy / STATIC_NAME_MAP_FILE).unlink()
     output_dir = tmp_path / "out"
     assert main(["--path", str(copy), "--output_path", str(output_dir)]) == 0
     scores, _ = dygraph_outputs(ErnieForPretraining.from_pretrained(str(output_dir)), probe)
@@ -208,3 +212,32 @@ def test_bad_arguments_give_one_line_errors(static_run, tmp_path, capsys):
     assert cli_error(["--path", str(no_config)], capsys) == (
         f"error: --model is required: {no_config} has no model_config.json"
     )
+
+
+def test_output_path_that_is_a_file_is_one_line(static_run, tmp_path, capsys):
+    checkpoint_dir = static_run[0]
+    existing = tmp_path / "weights_here"
+    existing.write_text("a file")
+    assert cli_error(["--path", str(checkpoint_dir), "--output_path", str(existing)], capsys) == (
+        f"error: --output_path {existing}: is a file, not a directory (end the name in .pdparams for a weights file)"
+    )
+    assert existing.read_text() == "a file"
+    as_dir = tmp_path / "dir.pdparams"
+    as_dir.mkdir()
+    assert cli_error(["--path", str(checkpoint_dir), "--output_path", str(as_dir)], capsys) == (
+        f"error: --output_path {as_dir}: is a directory; give a new <name>.pdparams file"
+    )
+
+
+@pytest.mark.parametrize("output_name", ["converted", "converted.pdparams"])
+def test_a_full_disk_is_one_line_and_leaves_no_temporaries(static_run, tmp_path, capsys, monkeypatch, output_name):
+    def full_disk(obj, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(paddle, "save", full_disk)
+    output = tmp_path / "out" / output_name
+    assert cli_error(["--path", str(static_run[0]), "--output_path", str(output)], capsys) == (
+        f"error: --output_path {output}: cannot write (No space left on device)"
+    )
+    assert sorted(os.listdir(tmp_path / "out")) == []

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ernie1.common.errors import ToolkitError
+from ernie1.common.errors import FieldError
 from ernie1.pretrain.config import OptimConfig
 from ernie1.pretrain.lr_schedule import WarmupDecaySchedule, build_lr_scheduler, learning_rate_at
 
@@ -37,8 +37,9 @@ def test_no_warmup_starts_at_max():
 
 
 def test_unknown_style():
-    with pytest.raises(ToolkitError, match="--lr_decay_style must be one of linear, cosine, none, got 'step'"):
+    with pytest.raises(FieldError, match="lr_decay_style must be one of linear, cosine, none, got 'step'") as error:
         learning_rate_at(0, 1, 0, 0, 1, "step")
+    assert error.value.field == "lr_decay_style"
 
 
 def test_scheduler_first_update_uses_lr_zero_and_resumes():

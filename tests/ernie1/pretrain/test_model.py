@@ -8,8 +8,9 @@ import numpy as np
 import paddle
 import pytest
 
-from ernie1.common.errors import ToolkitError
-from ernie1.pretrain.config import ModelSpec, OptimConfig
+from ernie1.common.errors import FieldError
+from ernie1.pretrain.config import ModelConfig, OptimConfig
+from ernie1.pretrain.flags import argparse_flag_name
 from ernie1.pretrain.lr_schedule import build_lr_scheduler
 from ernie1.pretrain.model import (
     ERNIE_1_0_CONFIG,
@@ -25,7 +26,7 @@ TINY = "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,intermediate_si
 
 
 def test_ernie_1_0_config_is_built_locally():
-    config = build_ernie_config(ModelSpec(model_name_or_path="ernie-1.0"), vocab_size=18000)
+    config = build_ernie_config(ModelConfig(model_name_or_path="ernie-1.0"), vocab_size=18000)
     values = config.to_dict()
     for key in (
         "hidden_size",
@@ -42,7 +43,7 @@ def test_ernie_1_0_config_is_built_locally():
 
 
 def test_builtin_vocab_follows_the_tokenizer():
-    assert build_ernie_config(ModelSpec(model_config=TINY), vocab_size=21128).vocab_size == 21128
+    assert build_ernie_config(ModelConfig(model_config=TINY), vocab_size=21128).vocab_size == 21128
 
 
 def test_inline_json_and_file_overrides(tmp_path):
@@ -54,7 +55,7 @@ def test_inline_json_and_file_overrides(tmp_path):
     assert parse_model_config_overrides('{"num_hidden_layers": 3}') == {"num_hidden_layers": 3}
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps({"hidden_size": 32, "num_attention_heads": 4}))
-    config = build_ernie_config(ModelSpec(model_config=str(path)), vocab_size=100)
+    config = build_ernie_config(ModelConfig(model_config=str(path)), vocab_size=100)
     assert (config.hidden_size, config.num_attention_heads, config.num_hidden_layers) == (32, 4, 12)
 
 
@@ -69,20 +70,24 @@ def test_inline_json_and_file_overrides(tmp_path):
     ],
 )
 def test_bad_model_config(text, message):
-    with pytest.raises(ToolkitError) as error:
-        build_ernie_config(ModelSpec(model_config=text), vocab_size=21128)
-    assert str(error.value).startswith(message)
+    with pytest.raises(FieldError) as error:
+        build_ernie_config(ModelConfig(model_config=text), vocab_size=21128)
+    assert error.value.field == "model_config"
+    assert error.value.render(argparse_flag_name).startswith(message)
 
 
 def test_unknown_model_name():
-    with pytest.raises(ToolkitError, match=r"--model_name_or_path ernie-9: not a built-in config \(ernie-1.0, "):
-        build_ernie_config(ModelSpec(model_name_or_path="ernie-9"), vocab_size=10)
+    with pytest.raises(FieldError) as error:
+        build_ernie_config(ModelConfig(model_name_or_path="ernie-9"), vocab_size=10)
+    assert error.value.render(argparse_flag_name).startswith(
+        "--model_name_or_path ernie-9: not a built-in config (ernie-1.0, "
+    )
 
 
 def test_checkpoint_dir_config(tmp_path):
-    tiny = build_ernie_config(ModelSpec(model_config=TINY), vocab_size=500)
+    tiny = build_ernie_config(ModelConfig(model_config=TINY), vocab_size=500)
     (tmp_path / "model_config.json").write_text(json.dumps(model_config_dict(tiny)))
-    again = build_ernie_config(ModelSpec(model_name_or_path=str(tmp_path), hidden_dropout_prob=0.0), vocab_size=400)
+    again = build_ernie_config(ModelConfig(model_name_or_path=str(tmp_path), hidden_dropout_prob=0.0), vocab_size=400)
     assert (again.hidden_size, again.vocab_size, again.hidden_dropout_prob) == (64, 500, 0.0)
 
 
@@ -104,7 +109,7 @@ def test_criterion_ignores_padding_rows():
 
 
 def test_no_decay_filter_and_clip():
-    config = build_ernie_config(ModelSpec(model_config=TINY), vocab_size=100)
+    config = build_ernie_config(ModelConfig(model_config=TINY), vocab_size=100)
     model = build_pretraining_model(config, binary_head=True)
     names = dict(model.named_parameters())
     decayed = set(decayed_parameter_names(model))

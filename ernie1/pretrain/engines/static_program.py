@@ -1,4 +1,4 @@
-"""Static-graph (PIR) pretraining: program construction, the optimizer step, execution and static checkpoints.
+"""Static-graph (PIR) programs for pretraining: construction, the optimizer step and their execution.
 
 The dygraph script and this one share the model, criterion, optimizer and LR schedule of `ernie1.pretrain`; only how
 one step runs differs. Everything here must be called after `paddle.enable_static()` (see `enter_static_mode`).
@@ -16,8 +16,15 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import paddle
 
+from ernie1.pretrain.config import LOSS_NAMES
 from ernie1.pretrain.lr_schedule import build_lr_scheduler
-from ernie1.pretrain.model import PretrainingCriterion, build_pretraining_model, enable_recompute
+from ernie1.pretrain.model import (
+    AMP_BLACK_LIST,
+    AMP_WHITE_LIST,
+    PretrainingCriterion,
+    build_pretraining_model,
+    enable_recompute,
+)
 from ernie1.pretrain.optim import build_optimizer
 
 logger = logging.getLogger("ernie1")
@@ -32,10 +39,6 @@ FEED_SPECS: Tuple[Tuple[str, Tuple[int, ...], str], ...] = (
     ("masked_lm_labels", (-1, 1), "int64"),
     ("next_sentence_labels", (-1, 1), "int64"),
 )
-METRIC_NAMES = ("loss", "lm_loss", "sop_loss")
-# The AMP lists of the original (REFERENCE §11.5, §13).
-AMP_WHITE_LIST = ["softmax", "layer_norm", "gelu"]
-AMP_BLACK_LIST = ["c_softmax_with_cross_entropy"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ def _declare_feeds(suffix: str, binary_head: bool) -> Tuple[Dict[str, str], Dict
     return names, values
 
 
-def _forward_losses(model, criterion, feeds: Mapping[str, object]):
+def _forward(model, feeds: Mapping[str, object]) -> Tuple[object, object]:
+    """(prediction_scores, sop_scores or None) of the declared feeds."""
     outputs = model(
         feeds["input_ids"],
         token_type_ids=feeds["token_type_ids"],
@@ -115,9 +119,12 @@ def _forward_losses(model, criterion, feeds: Mapping[str, object]):
         masked_positions=feeds["masked_positions"],
     )
     if isinstance(outputs, (tuple, list)):
-        prediction_scores, sop_scores = outputs[0], outputs[1]
-    else:
-        prediction_scores, sop_scores = outputs, None
+        return outputs[0], outputs[1]
+    return outputs, None
+
+
+def _forward_losses(model, criterion, feeds: Mapping[str, object]):
+    prediction_scores, sop_scores = _forward(model, feeds)
     return criterion(prediction_scores, sop_scores, feeds["masked_lm_labels"], feeds.get("next_sentence_labels"))
 
 
@@ -205,7 +212,7 @@ def build_static_programs(
         used_optimizer = _minimize(optimizer, losses[0], parallel, use_amp, config.runtime)
         if parallel.world_size > 1:
             losses = [_all_reduce_mean(loss, parallel.world_size) for loss in losses]
-        train_fetch = dict(zip(METRIC_NAMES, losses))
+        train_fetch = dict(zip(LOSS_NAMES, losses))
     eval_program, eval_feed_names, eval_fetch = _build_eval_program(ernie_config, binary_head, parallel)
     return StaticPrograms(
         main=main,
@@ -230,7 +237,7 @@ def _build_eval_program(ernie_config, binary_head: bool, parallel: StaticParalle
         losses = list(_forward_losses(model, criterion, feeds))
         if parallel.world_size > 1:
             losses = [_all_reduce_mean(loss, parallel.world_size) for loss in losses]
-    return program, names, dict(zip(METRIC_NAMES, losses))
+    return program, names, dict(zip(LOSS_NAMES, losses))
 
 
 def build_inference_program(ernie_config, binary_head: bool = True):
@@ -239,15 +246,23 @@ def build_inference_program(ernie_config, binary_head: bool = True):
     with paddle.utils.unique_name.guard(), paddle.static.program_guard(program, startup):
         model, _ = _build_model(ernie_config, binary_head, training=False)
         names, feeds = _declare_feeds("", binary_head)
-        outputs = model(
-            feeds["input_ids"],
-            token_type_ids=feeds["token_type_ids"],
-            position_ids=feeds["position_ids"],
-            attention_mask=feeds["attention_mask"],
-            masked_positions=feeds["masked_positions"],
-        )
-        outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs, None)
+        outputs = _forward(model, feeds)
     return program, startup, names, outputs
+
+
+def static_name_map(ernie_config, binary_head: bool) -> Dict[str, str]:
+    """{structured key: static name} of the model as the train program builds it (in a throw-away program)."""
+    was_dynamic = paddle.in_dynamic_mode()
+    paddle.enable_static()
+    try:
+        # A fresh startup program too: parameters declared in the default one would clash with the real build.
+        programs = (paddle.static.Program(), paddle.static.Program())
+        with paddle.utils.unique_name.guard(), paddle.static.program_guard(*programs):
+            model = build_pretraining_model(ernie_config, binary_head=binary_head)
+            return {key: value.name for key, value in model.state_dict().items()}
+    finally:
+        if was_dynamic:
+            paddle.disable_static()
 
 
 def create_executor(device: str) -> paddle.static.Executor:

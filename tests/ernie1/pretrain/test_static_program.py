@@ -7,11 +7,8 @@ import paddle
 import pytest
 from paddlenlp.transformers import ErnieConfig
 
-from ernie1.pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
-from ernie1.pretrain.lr_schedule import build_lr_scheduler
-from ernie1.pretrain.model import PretrainingCriterion, build_pretraining_model, forward_pretraining
-from ernie1.pretrain.optim import build_optimizer
-from ernie1.pretrain.static_graph import (
+from ernie1.pretrain.config import ModelConfig, OptimConfig, PretrainConfig, RuntimeConfig, ScheduleConfig
+from ernie1.pretrain.engines.static_program import (
     build_static_programs,
     create_executor,
     feed_for,
@@ -19,6 +16,9 @@ from ernie1.pretrain.static_graph import (
     position_ids_for,
     train_step,
 )
+from ernie1.pretrain.lr_schedule import build_lr_scheduler
+from ernie1.pretrain.model import PretrainingCriterion, build_pretraining_model, forward_pretraining
+from ernie1.pretrain.optim import build_optimizer
 
 VOCAB, BATCH, SEQ_LEN, MASKED = 97, 2, 12, 8
 
@@ -43,12 +43,12 @@ def batch(seed: int) -> dict:
 
 def make_config(accumulate_steps: int) -> PretrainConfig:
     return PretrainConfig(
-        model=ModelSpec(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+        model=ModelConfig(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
         optim=OptimConfig(max_lr=1e-2, min_lr=1e-3, warmup_steps=1, decay_steps=4, weight_decay=0.01, grad_clip=0.5),
         schedule=ScheduleConfig(
             global_batch_size=BATCH * accumulate_steps, micro_batch_size=BATCH, accumulate_steps=accumulate_steps
         ),
-        runtime=RuntimeSpec(device="cpu"),
+        runtime=RuntimeConfig(device="cpu"),
     )
 
 
