@@ -296,16 +296,16 @@ def test_to_static_export_predictor_matches_dygraph(tmp_path):
 
 def test_static_pretraining_program_matches_paddle(monkeypatch):
     """The toolkit's PIR static-graph pretraining step: same losses with either implementation."""
-    import ernie1.pretrain.static_graph as static_graph
-    from ernie1.pretrain.config import ModelSpec, OptimConfig, PretrainConfig, RuntimeSpec, ScheduleConfig
+    import ernie1.pretrain.engines.static_program as static_graph
+    from ernie1.pretrain.config import ModelConfig, OptimConfig, PretrainConfig, RuntimeConfig, ScheduleConfig
 
     original = static_graph.build_pretraining_model
     ernie_config = tiny_config(max_position_embeddings=SEQ)
     config = PretrainConfig(
-        model=ModelSpec(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+        model=ModelConfig(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
         optim=OptimConfig(max_lr=1e-2, min_lr=1e-3, warmup_steps=1, decay_steps=4, weight_decay=0.01, grad_clip=0.5),
         schedule=ScheduleConfig(global_batch_size=2, micro_batch_size=2, accumulate_steps=1),
-        runtime=RuntimeSpec(device="cpu"),
+        runtime=RuntimeConfig(device="cpu"),
     )
 
     def batch(seed):
