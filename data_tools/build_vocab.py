@@ -29,9 +29,9 @@ if __name__ == "__main__" and not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from ernie1.common.errors import ToolkitError, run_cli  # noqa: E402
+from ernie1.text.cjk import cjk_extension_tokens  # noqa: E402
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-CJK_FIRST, CJK_LAST = 0x4E00, 0x9FA5
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -107,10 +107,6 @@ def _text_of_line(path: Path, number: int, line: str, json_key: str) -> str:
     return text
 
 
-def _is_cjk(char: str) -> bool:
-    return CJK_FIRST <= ord(char) <= CJK_LAST
-
-
 def count_corpus(texts: Iterator[str], lower: bool) -> Tuple[Counter[str], Counter[str]]:
     """(character counts, non-CJK word counts) over the basic tokenizer's output."""
     from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
@@ -155,12 +151,6 @@ def select_vocab(
     return required + ranked[: vocab_size - len(required)]
 
 
-def chinese_char_extension(vocab: Sequence[str]) -> List[str]:
-    """`##<c>` for every single CJK vocab char lacking one, in vocab order."""
-    present = set(vocab)
-    return ["##" + t for t in vocab if len(t) == 1 and _is_cjk(t) and "##" + t not in present]
-
-
 def read_vocab(path: str) -> List[str]:
     """Tokens of a vocab.txt, one per line, in id order."""
     file = Path(path)
@@ -203,7 +193,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         tokens = select_vocab(chars, words, args.vocab_size, args.min_frequency, args.max_piece_chars)
     base_size = len(tokens)
     if args.extend_chinese_char:
-        tokens = list(tokens) + chinese_char_extension(tokens)
+        tokens = list(tokens) + cjk_extension_tokens(tokens)
     path = write_vocab(tokens, args.output_path)
     print(f"wrote {path}: {base_size} base tokens + {len(tokens) - base_size} ##-CJK extension tokens")
     return 0

@@ -13,10 +13,10 @@ from urllib.parse import urlparse
 from ernie1.common.errors import ToolkitError
 from ernie1.common.formats import ADDED_TOKENS_FILE, TOKENIZER_CONFIG_FILE
 from ernie1.common.packages import package_dir
+from ernie1.text.cjk import cjk_extension_tokens
 
 TOKENIZER_CHOICES = ("ErnieTokenizer", "BertTokenizer")
 CN_CLIP_VOCAB_MD5 = "3b5b76c4aef48ecf8cb3abaafe960f09"
-CJK_FIRST, CJK_LAST = 0x4E00, 0x9FA5
 # A download host that does not answer within this many seconds counts as offline: paddlenlp's own downloader
 # retries for minutes before giving up, which looks like a hang to a user on an offline machine.
 DOWNLOAD_PROBE_TIMEOUT_S = 3.0
@@ -140,10 +140,6 @@ def load_tokenizer(name_or_path: str, tokenizer_name: str = "ErnieTokenizer") ->
     )
 
 
-def _is_cjk_char(token: str) -> bool:
-    return len(token) == 1 and CJK_FIRST <= ord(token) <= CJK_LAST
-
-
 def extend_chinese_char(tokenizer: Any) -> int:
     """Add `##<c>` for every single CJK vocab char (U+4E00-U+9FA5) lacking one; returns how many were added.
 
@@ -152,12 +148,7 @@ def extend_chinese_char(tokenizer: Any) -> int:
     """
     vocab = tokenizer.vocab.token_to_idx
     added = tokenizer.added_tokens_encoder
-    new_tokens = []
-    for token in sorted(vocab, key=vocab.__getitem__):
-        if _is_cjk_char(token):
-            marked = "##" + token
-            if marked not in vocab and marked not in added:
-                new_tokens.append(marked)
+    new_tokens = cjk_extension_tokens(sorted(vocab, key=vocab.__getitem__), added)
     start = len(tokenizer)
     for offset, token in enumerate(new_tokens):
         added[token] = start + offset

@@ -7,7 +7,8 @@ import pytest
 
 from data_tools import inspect_samples
 from ernie1.common.errors import run_cli
-from ernie1.data.masking import MaskingVocab, extend_tokens
+from ernie1.data.masking import MaskingVocab
+from ernie1.text.cjk import cjk_extension_tokens
 
 TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "哈", "尔", "滨", "冰", "雪", "##尔"]
 
@@ -21,7 +22,7 @@ def data_dir(tiny_prefix, tmp_path):
 
 
 def test_render_marks_masked_runs():
-    vocab = MaskingVocab.from_tokens(extend_tokens(TOKENS), len(TOKENS))
+    vocab = MaskingVocab.from_tokens(TOKENS + cjk_extension_tokens(TOKENS), len(TOKENS))
     sample = {
         "input_ids": np.array([2, 4, 4, 7, 8, 3, 9, 5, 3]),
         "token_type_ids": np.array([0, 0, 0, 0, 0, 0, 1, 1, 1]),

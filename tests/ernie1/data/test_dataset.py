@@ -8,7 +8,8 @@ from ernie1.data.dataset import ErnieDataset, truncation_counts
 from ernie1.data.dataset_config import ErnieDatasetConfig
 from ernie1.data.index_helpers import build_mapping
 from ernie1.data.indexed_dataset import IndexedDatasetWriter, MMapIndexedDataset
-from ernie1.data.masking import MaskingVocab, extend_tokens, masking_budget, unit_spans
+from ernie1.data.masking import MaskingVocab, masking_budget, unit_spans
+from ernie1.text.cjk import cjk_extension_tokens
 from ernie1.text.knowledge import ENTITY, PHRASE, KnowledgeSpans
 
 
@@ -292,7 +293,7 @@ def test_pickles_file_names_not_arrays(indexed, vocab, tmp_path):
 def test_extended_ids_never_reach_the_model(tmp_path):
     """A corpus written with `##字` extension ids (above the base vocab): inputs and labels hold plain chars."""
     base = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "哈", "尔", "滨", "冰", "雪", "节", "a", "##b"]
-    vocab = MaskingVocab.from_tokens(extend_tokens(base), len(base))
+    vocab = MaskingVocab.from_tokens(base + cjk_extension_tokens(base), len(base))
     index = {token: i for i, token in enumerate(vocab.tokens)}
     heads = [index[t] for t in ("哈", "尔", "滨", "冰", "雪", "节", "a")]
     tails = [index[t] for t in ("##哈", "##尔", "##滨", "##冰", "##雪", "##节", "##b")]

@@ -6,12 +6,12 @@ from ernie1.data.dataset_config import ErnieDatasetConfig, parse_masking_mix
 from ernie1.data.masking import (
     MaskingVocab,
     create_masked_lm_predictions,
-    extend_tokens,
     masking_budget,
     merge_knowledge_units,
     ngram_cdf,
     unit_spans,
 )
+from ernie1.text.cjk import cjk_extension_tokens
 
 BASE = [
     "[PAD]",
@@ -35,7 +35,7 @@ BASE += ["##龘"]  # a `##字` whose plain character is not in the vocab
 
 @pytest.fixture(scope="module")
 def vocab():
-    return MaskingVocab.from_tokens(extend_tokens(BASE), len(BASE))
+    return MaskingVocab.from_tokens(BASE + cjk_extension_tokens(BASE), len(BASE))
 
 
 def ids_of(vocab, text):

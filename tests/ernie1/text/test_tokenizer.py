@@ -6,6 +6,7 @@ import pytest
 
 from ernie1.common.errors import ToolkitError
 from ernie1.text import tokenizer as tokenization
+from ernie1.text.cjk import is_cjk_char
 from ernie1.text.tokenizer import (
     demo_vocab_path,
     extend_chinese_char,
@@ -14,15 +15,11 @@ from ernie1.text.tokenizer import (
 )
 
 
-def _is_cjk(token):
-    return len(token) == 1 and 0x4E00 <= ord(token) <= 0x9FA5
-
-
 @pytest.fixture(scope="module")
 def stripped_vocab(tmp_path_factory, vocab_path):
     """The demo vocab without its `##<CJK>` entries, so extend_chinese_char has work to do."""
     lines = vocab_path.read_text(encoding="utf-8").splitlines()
-    kept = [line for line in lines if not (line.startswith("##") and _is_cjk(line[2:]))]
+    kept = [line for line in lines if not (line.startswith("##") and is_cjk_char(line[2:]))]
     path = tmp_path_factory.mktemp("stripped") / "vocab.txt"
     path.write_text("\n".join(kept) + "\n", encoding="utf-8")
     return path
@@ -115,7 +112,7 @@ def test_directory_without_vocab(tmp_path):
 def test_extend_chinese_char_adds_missing_sharp_forms_once(stripped_vocab):
     tokenizer = load_tokenizer(str(stripped_vocab))
     base = tokenizer.vocab_size
-    cjk_chars = [tok for tok in stripped_vocab.read_text(encoding="utf-8").splitlines() if _is_cjk(tok)]
+    cjk_chars = [tok for tok in stripped_vocab.read_text(encoding="utf-8").splitlines() if is_cjk_char(tok)]
     assert len(cjk_chars) == 7321  # every single CJK char of bert-base-chinese (DATA.md)
     assert tokenizer.convert_tokens_to_ids("##中") == tokenizer.convert_tokens_to_ids("[UNK]")
 
