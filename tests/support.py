@@ -14,6 +14,7 @@ from typing import List
 
 import numpy as np
 
+from ernie1.common.formats import VOCAB_FILE
 from ernie1.common.packages import package_dir
 from ernie1.data.indexed_dataset import IndexedDatasetWriter
 
@@ -22,7 +23,7 @@ CN_CLIP_VOCAB_MD5 = "3b5b76c4aef48ecf8cb3abaafe960f09"
 
 def vocab_file() -> Path:
     """bert-base-chinese vocab shipped by cn-clip (installed by scripts/setup.sh)."""
-    path = package_dir("cn_clip") / "clip" / "vocab.txt"
+    path = package_dir("cn_clip") / "clip" / VOCAB_FILE
     assert hashlib.md5(path.read_bytes()).hexdigest() == CN_CLIP_VOCAB_MD5
     return path
 

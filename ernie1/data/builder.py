@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
+from ernie1.common.formats import IDS_SUFFIX, IDX_SUFFIX
 from ernie1.data import index_helpers
 from ernie1.data.blending import BlendableDataset, samples_per_dataset
-from ernie1.data.indexed_dataset import IDS_SUFFIX, IDX_SUFFIX, MMapIndexedDataset
+from ernie1.data.indexed_dataset import MMapIndexedDataset
 
 if TYPE_CHECKING:
     from ernie1.data.dataset_config import ErnieDatasetConfig

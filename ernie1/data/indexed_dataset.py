@@ -13,9 +13,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
-
-IDS_SUFFIX = "_ids.npy"
-IDX_SUFFIX = "_idx.npz"
+from ernie1.common.formats import IDS_SUFFIX, IDX_SUFFIX
 
 
 def ids_dtype_for_vocab(extended_vocab_size: int) -> np.dtype:

@@ -12,12 +12,14 @@ Two ranges on purpose:
 
 from __future__ import annotations
 
+import re
 from typing import Container, Iterable, List
 
 import numpy as np
 
 CJK_FIRST, CJK_LAST = 0x4E00, 0x9FA5
 SHARP = "##"
+_CJK_CHAR = re.compile(f"[{chr(CJK_FIRST)}-{chr(CJK_LAST)}]")
 
 # BERT's BasicTokenizer._is_chinese_char ranges (paddlenlp.transformers.bert.tokenizer), inclusive.
 TOKENIZER_CJK_RANGES = (
@@ -39,7 +41,7 @@ def is_cjk_char(char: str) -> bool:
 
 def has_cjk_char(token: str) -> bool:
     """True when `token` contains a character in U+4E00..U+9FA5 (`##中` and `a中` do; `[UNK]` and digits do not)."""
-    return any(CJK_FIRST <= ord(char) <= CJK_LAST for char in token)
+    return _CJK_CHAR.search(token) is not None
 
 
 def cjk_codepoint_mask(codepoints: np.ndarray) -> np.ndarray:

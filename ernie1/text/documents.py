@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 from ernie1.common.errors import ToolkitError
-
-JSONL_SUFFIX = ".jsonl"
+from ernie1.common.formats import JSONL_SUFFIX
 
 # A raw input line and where it came from: (file index, 1-based line number, bytes).
 RawLine = Tuple[int, int, bytes]

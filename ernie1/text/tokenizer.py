@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ernie1.common.errors import ToolkitError
-from ernie1.common.formats import ADDED_TOKENS_FILE, TOKENIZER_CONFIG_FILE
+from ernie1.common.formats import ADDED_TOKENS_FILE, TOKENIZER_CONFIG_FILE, VOCAB_FILE
 from ernie1.common.packages import package_dir
 from ernie1.text.cjk import cjk_extension_tokens
 
@@ -29,7 +29,7 @@ def demo_vocab_path() -> Path:
     directory = package_dir("cn_clip")
     if directory is None:
         raise ToolkitError("the demo vocabulary needs the cn-clip package (not installed): run scripts/setup.sh")
-    path = directory / "clip" / "vocab.txt"
+    path = directory / "clip" / VOCAB_FILE
     if not path.is_file():
         raise ToolkitError(f"{path}: demo vocabulary not found in the cn-clip package: run scripts/setup.sh")
     digest = hashlib.md5(path.read_bytes()).hexdigest()
@@ -75,7 +75,7 @@ def check_vocab_file(path: Path, flag: str = "--model_name") -> None:
 
 
 def _read_tokenizer_config(directory: Path) -> dict[str, Any]:
-    config_path = directory / "tokenizer_config.json"
+    config_path = directory / TOKENIZER_CONFIG_FILE
     if not config_path.is_file():
         return {}
     try:
@@ -101,7 +101,7 @@ def _load_builtin(name: str, tokenizer_class: type) -> Any:
     vocab_urls = tokenizer_class.pretrained_resource_files_map.get("vocab_file", {})
     from paddlenlp.utils.env import MODEL_HOME
 
-    cached = Path(MODEL_HOME) / name / "vocab.txt"
+    cached = Path(MODEL_HOME) / name / VOCAB_FILE
     if cached.is_file():
         # Built straight from the cached file: from_pretrained may still look up optional files online.
         init_config = tokenizer_class.pretrained_init_configuration.get(name, {})
@@ -123,7 +123,7 @@ def load_tokenizer(name_or_path: str, tokenizer_name: str = "ErnieTokenizer") ->
     _check_tokenizer_name(tokenizer_name)
     path = Path(name_or_path)
     if path.is_dir():
-        vocab = path / "vocab.txt"
+        vocab = path / VOCAB_FILE
         check_vocab_file(vocab)
         config = _read_tokenizer_config(path)
         return _tokenizer_class(tokenizer_name)(vocab_file=str(vocab), **config)
