@@ -25,8 +25,9 @@ from ernie1.data.dataset import ErnieDataset  # noqa: E402
 from ernie1.data.dataset_config import ErnieDatasetConfig  # noqa: E402
 from ernie1.data.index_helpers import build_mapping  # noqa: E402
 from ernie1.data.indexed_dataset import MMapIndexedDataset  # noqa: E402
+from ernie1.data.knowledge_spans import KnowledgeSpans, load_knowledge_spans  # noqa: E402
 from ernie1.data.masking import MaskingVocab, unit_spans  # noqa: E402
-from ernie1.text.knowledge import ENTITY, PHRASE, KnowledgeSpans, load_knowledge_spans  # noqa: E402
+from ernie1.text.knowledge import ENTITY, PHRASE  # noqa: E402
 
 
 def synthetic_knowledge(indexed: MMapIndexedDataset, vocab: MaskingVocab) -> KnowledgeSpans:

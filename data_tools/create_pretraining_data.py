@@ -22,6 +22,7 @@ if __name__ == "__main__" and not __package__:
 
 from ernie1.common.errors import ToolkitError, run_cli
 from ernie1.data.indexed_dataset import IndexedDatasetWriter, ids_dtype_for_vocab
+from ernie1.data.knowledge_spans import KnowledgeSpansWriter
 from ernie1.text.document_encoder import (
     BatchResult,
     DocumentEncoder,
@@ -31,7 +32,6 @@ from ernie1.text.document_encoder import (
     init_worker,
 )
 from ernie1.text.documents import SkipCounter, iter_batches, iter_raw_lines, list_jsonl_inputs
-from ernie1.text.knowledge import KnowledgeSpansWriter
 from ernie1.text.tokenizer import extended_vocab_size
 
 # Documents per task sent to a worker (the original used imap chunks of 256 as well).

@@ -21,6 +21,7 @@ from ernie1.common.formats import IDS_SUFFIX, IDX_SUFFIX
 from ernie1.data import index_helpers
 from ernie1.data.blending import BlendableDataset, samples_per_dataset
 from ernie1.data.indexed_dataset import MMapIndexedDataset
+from ernie1.data.knowledge_spans import load_knowledge_spans
 
 if TYPE_CHECKING:
     from ernie1.data.dataset_config import ErnieDatasetConfig
@@ -250,12 +251,6 @@ def _load_index_map(path: str) -> np.ndarray:
     return mapping
 
 
-def _load_knowledge(indexed: MMapIndexedDataset) -> Any:
-    from ernie1.text.knowledge import load_knowledge_spans
-
-    return load_knowledge_spans(indexed.prefix, indexed.sizes)
-
-
 @dataclass(frozen=True)
 class _Ranks:
     local_rank: int
@@ -292,7 +287,7 @@ def _prefix_datasets(
     num_docs = len(indexed.doc_idx) - 1
     boundaries = get_train_valid_test_split_(config.split, num_docs)
     wanted = config.needs_knowledge and any(int(n) > 0 for n in num_samples)
-    knowledge = _load_knowledge(indexed) if wanted else None
+    knowledge = load_knowledge_spans(indexed.prefix, indexed.sizes) if wanted else None
     datasets: list[Optional[Any]] = []
     for index, name in enumerate(SPLIT_NAMES):
         start, end = boundaries[index], boundaries[index + 1]

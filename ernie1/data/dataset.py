@@ -22,8 +22,9 @@ from ernie1.common.errors import ToolkitError
 from ernie1.common.formats import KNOWLEDGE_SUFFIX
 from ernie1.data.dataset_config import ErnieDatasetConfig
 from ernie1.data.indexed_dataset import MMapIndexedDataset
+from ernie1.data.knowledge_spans import KnowledgeSpans
 from ernie1.data.masking import MaskingVocab, create_masked_lm_predictions, ngram_cdf
-from ernie1.text.knowledge import ENTITY, PHRASE, KnowledgeSpans
+from ernie1.text.knowledge import ENTITY, PHRASE
 
 KNOWLEDGE_KIND = {"entity": ENTITY, "phrase": PHRASE}
 _MASK64 = (1 << 64) - 1

@@ -7,13 +7,32 @@ Format (compatible with the original loader): `lens` int32 [num_sentences] token
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
 from ernie1.common.formats import IDS_SUFFIX, IDX_SUFFIX
+
+INDEX_ARRAYS = ("lens", "docs")
+# What np.load raises on a damaged .npz: a truncated zip (BadZipFile), a bad member (ValueError, EOFError, zlib).
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def load_npz_arrays(path: Path, names: Sequence[str]) -> Dict[str, np.ndarray]:
+    """The arrays `names` of the .npz file `path`, read into memory; a one-line ToolkitError naming the file if it is
+    missing an array, truncated or otherwise unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [name for name in names if name not in data.files]
+            if missing:
+                raise ToolkitError(f"{path}: missing arrays {', '.join(missing)} (expected {', '.join(names)})")
+            return {name: np.asarray(data[name]) for name in names}
+    except _NPZ_ERRORS as error:
+        raise ToolkitError(f"{path}: not a readable .npz file ({error}); re-run create_pretraining_data.py") from None
 
 
 def ids_dtype_for_vocab(extended_vocab_size: int) -> np.dtype:
@@ -33,14 +52,9 @@ class MMapIndexedDataset:
         for path in (idx_path, ids_path):
             if not path.is_file():
                 raise ToolkitError(f"{path}: data file not found (expected {ids_path.name} and {idx_path.name})")
-        try:
-            with np.load(idx_path) as index:
-                self._sizes = np.asarray(index["lens"], dtype=np.int32)
-                self._doc_idx = np.asarray(index["docs"], dtype=np.int64)
-        except KeyError as missing:
-            raise ToolkitError(f"{idx_path}: missing array {missing} (expected 'lens' and 'docs')") from None
-        except (OSError, ValueError) as error:
-            raise ToolkitError(f"{idx_path}: not a readable .npz index ({error})") from None
+        index = load_npz_arrays(idx_path, INDEX_ARRAYS)
+        self._sizes = np.asarray(index["lens"], dtype=np.int32)
+        self._doc_idx = np.asarray(index["docs"], dtype=np.int64)
         try:
             self._ids = np.load(ids_path, mmap_mode="r")
         except (OSError, ValueError) as error:

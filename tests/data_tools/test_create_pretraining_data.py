@@ -9,8 +9,9 @@ import pytest
 from data_tools.create_pretraining_data import TASKS_IN_FLIGHT_PER_WORKER, encode_config, main, parse_args, run_ordered
 from data_tools.demo_corpus import write_demo_corpus
 from ernie1.data.indexed_dataset import MMapIndexedDataset
+from ernie1.data.knowledge_spans import load_knowledge_spans
 from ernie1.text.document_encoder import restore_split_dimers
-from ernie1.text.knowledge import ENTITY, load_knowledge_spans
+from ernie1.text.knowledge import ENTITY
 from ernie1.text.tokenizer import extend_chinese_char, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]

@@ -286,7 +286,7 @@ def test_single_document_corpus_trains_without_valid_and_test(tmp_path, vocab, c
 
 
 def test_knowledge_spans_reach_the_dataset_when_phrase_masking_needs_them(tmp_path, vocab):
-    from ernie1.text.knowledge import KnowledgeSpansWriter
+    from ernie1.data.knowledge_spans import KnowledgeSpansWriter
 
     prefix = write_corpus(tmp_path, "corpus", [3] * 10)
     mixed = config_for(prefix, split="1", masking_level="word:0.5,phrase:0.5")

@@ -8,9 +8,10 @@ from ernie1.data.dataset import ErnieDataset, truncation_counts
 from ernie1.data.dataset_config import ErnieDatasetConfig
 from ernie1.data.index_helpers import build_mapping
 from ernie1.data.indexed_dataset import IndexedDatasetWriter, MMapIndexedDataset
+from ernie1.data.knowledge_spans import KnowledgeSpans
 from ernie1.data.masking import MaskingVocab, masking_budget, unit_spans
 from ernie1.text.cjk import cjk_extension_tokens
-from ernie1.text.knowledge import ENTITY, PHRASE, KnowledgeSpans
+from ernie1.text.knowledge import ENTITY, PHRASE
 
 
 @pytest.fixture(scope="module")
