@@ -57,12 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_vocab(args: argparse.Namespace) -> MaskingVocab:
     """MaskingVocab from --vocab (no paddlenlp needed) or --model_name (paddlenlp tokenizer + ## extension)."""
     if args.vocab:
-        from pathlib import Path
-
-        from ernie1.text.tokenizer import check_vocab_file
-
-        check_vocab_file(Path(args.vocab), flag="--vocab")
-        return MaskingVocab.from_vocab_file(args.vocab)
+        return MaskingVocab.from_vocab_file(args.vocab, flag="--vocab")
     from ernie1.text.tokenizer import extend_chinese_char, load_tokenizer
 
     tokenizer = load_tokenizer(args.model_name, args.tokenizer_name)

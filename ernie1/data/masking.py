@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
 from ernie1.text.cjk import cjk_extension_tokens, is_cjk_char
+from ernie1.text.tokenizer import read_vocab_file
 
 MASK_PROB, KEEP_PROB = 0.8, 0.1  # the rest (0.1) is replaced by a random base-vocab token
 _BRACKETED = re.compile(r"^\[[^\]]*\]$")  # [PAD], [unused1], <...> style reserved entries are never replacements
@@ -143,10 +145,12 @@ class MaskingVocab:
         )
 
     @classmethod
-    def from_vocab_file(cls, path: str) -> "MaskingVocab":
-        """Build from a vocab.txt (one token per line) plus the `##<CJK>` extension the preprocessing adds."""
-        with open(path, encoding="utf-8") as handle:
-            tokens = [line.rstrip("\n") for line in handle]
+    def from_vocab_file(cls, path: str, flag: Optional[str] = None) -> "MaskingVocab":
+        """Build from a vocab.txt (one token per line) plus the `##<CJK>` extension the preprocessing adds.
+
+        `flag`, when given, starts the error messages (the CLI flag that named the file).
+        """
+        tokens = read_vocab_file(Path(path), flag)
         return cls.from_tokens(tokens + cjk_extension_tokens(tokens), len(tokens))
 
     def restore(self, ids: np.ndarray) -> np.ndarray:
