@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_tools.create_pretraining_data import TASKS_IN_FLIGHT_PER_WORKER, encode_config, main, parse_args, run_ordered
+from data_tools.create_pretraining_data import main
 from data_tools.demo_corpus import write_demo_corpus
 from ernie1.data.indexed_dataset import MMapIndexedDataset
 from ernie1.data.knowledge_spans import load_knowledge_spans
@@ -156,23 +156,6 @@ def test_directory_input_reads_sorted_jsonl_files_only(tmp_path, vocab_path, tok
         list("第一个文件"),
         list("第二个文件"),
     ]
-
-
-def test_pool_reads_input_only_a_bounded_distance_ahead(vocab_path):
-    args = parse_args(["--model_name", str(vocab_path), "--tokenizer_name", "ErnieTokenizer", "--input_path", "x",
-                       "--output_prefix", "y"])  # fmt: skip
-    pulled = []
-
-    def batches():
-        for i in range(200):
-            pulled.append(i)
-            yield [(0, i + 1, json.dumps({"text": f"文档{i}"}).encode())]
-
-    results = run_ordered(encode_config(args), batches(), workers=2)
-    first = next(results)
-    assert len(first) == 1 and first[0].num_bytes == len("文档0".encode())
-    assert len(pulled) <= 2 * TASKS_IN_FLIGHT_PER_WORKER + 1
-    results.close()
 
 
 @pytest.mark.slow
