@@ -223,6 +223,28 @@ void reserve_epochs(std::vector<Row>& rows, uint64_t rows_per_epoch, int32_t num
     }
 }
 
+// Whole epochs of `one_epoch()` (which appends one epoch's rows) until `max_num_samples` rows exist or
+// `num_epochs` ran. The original loops over epochs forever when the first one yields nothing (PaddleNLP #2555,
+// #3214): fail fast instead, and once the first epoch's size is known, reserve room for the rest.
+template <typename Row, typename OneEpoch>
+void run_epochs(std::vector<Row>& rows, int32_t num_epochs, uint64_t max_num_samples, int64_t min_num_sent,
+                int64_t num_docs, const DocumentCounts& counts, int32_t& epochs_done, OneEpoch&& one_epoch) {
+    epochs_done = 0;
+    for (int32_t epoch = 0; epoch < num_epochs; ++epoch) {
+        if (rows.size() >= max_num_samples) {
+            break;
+        }
+        one_epoch();
+        ++epochs_done;
+        if (epoch == 0) {
+            if (rows.empty()) {
+                throw_no_usable_document(min_num_sent, num_docs, counts);
+            }
+            reserve_epochs(rows, rows.size(), num_epochs, max_num_samples);
+        }
+    }
+}
+
 template <typename T>
 Rows<T, 3> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t* sizes, int32_t num_epochs,
                         uint64_t max_num_samples, int32_t max_seq_length, int32_t short_seq_ratio, int32_t seed,
@@ -233,11 +255,7 @@ Rows<T, 3> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t* si
     reserve_epochs(rows, static_cast<uint64_t>(counts.usable_tokens / max_seq_length) + usable.size(), 1,
                    max_num_samples);
     Mt19937 rand32(static_cast<uint32_t>(seed));
-    epochs_done = 0;
-    for (int32_t epoch = 0; epoch < num_epochs; ++epoch) {
-        if (rows.size() >= max_num_samples) {
-            break;
-        }
+    run_epochs(rows, num_epochs, max_num_samples, min_num_sent, num_docs, counts, epochs_done, [&] {
         for (const DocumentSpan& span : usable) {
             int64_t start = span.first_sentence;
             int64_t remaining = span.last_sentence - span.first_sentence;
@@ -257,15 +275,7 @@ Rows<T, 3> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t* si
                 }
             }
         }
-        ++epochs_done;
-        if (epoch == 0) {
-            // The original loops over epochs forever here (PaddleNLP #2555, #3214): fail fast instead.
-            if (rows.empty()) {
-                throw_no_usable_document(min_num_sent, num_docs, counts);
-            }
-            reserve_epochs(rows, rows.size(), num_epochs, max_num_samples);
-        }
-    }
+    });
     shuffle_rows<T, 3>(rows, seed);
     return rows;
 }
@@ -280,11 +290,7 @@ Rows<T, 4> blocks_rows(const int64_t* docs, int64_t num_docs, const int32_t* siz
     Rows<T, 4> rows;
     reserve_epochs(rows, static_cast<uint64_t>(counts.usable_tokens / max_seq_length) + usable.size(), 1,
                    max_num_samples);
-    epochs_done = 0;
-    for (int32_t epoch = 0; epoch < num_epochs; ++epoch) {
-        if (rows.size() >= max_num_samples) {
-            break;
-        }
+    run_epochs(rows, num_epochs, max_num_samples, min_num_sent, num_docs, counts, epochs_done, [&] {
         int64_t block_id = 0;  // unique within an epoch
         for (const DocumentSpan& span : usable) {
             const int64_t target = static_cast<int64_t>(max_seq_length) - titles_sizes[span.doc];
@@ -306,14 +312,7 @@ Rows<T, 4> blocks_rows(const int64_t* docs, int64_t num_docs, const int32_t* siz
                 }
             }
         }
-        ++epochs_done;
-        if (epoch == 0) {
-            if (rows.empty()) {
-                throw_no_usable_document(min_num_sent, num_docs, counts);
-            }
-            reserve_epochs(rows, rows.size(), num_epochs, max_num_samples);
-        }
-    }
+    });
     shuffle_rows<T, 4>(rows, seed);
     return rows;
 }
