@@ -64,3 +64,24 @@ def write_tiny_prefix(directory: Path, num_docs: int = 40, name: str = "tiny", m
         writer.add_document(encoded)
     writer.finalize()
     return prefix
+
+
+def synthetic_knowledge(indexed, vocab, every: int = 2):
+    """Spans over pairs of whole `##` words, one pair in every `every` words of each sentence: entities on even
+    pairs, phrases on odd ones (for corpora without a `_knowledge.npz`)."""
+    from ernie1.data.knowledge_spans import KnowledgeSpans
+    from ernie1.data.masking import unit_spans
+    from ernie1.text.knowledge import ENTITY, PHRASE
+
+    starts, ends, kinds, counts = [], [], [], []
+    for sentence in range(len(indexed)):
+        ids = np.concatenate([[vocab.cls_id], np.asarray(indexed[sentence], np.int64), [vocab.sep_id]])
+        unit_starts, unit_ends = unit_spans(ids, vocab, "word")
+        pairs = list(zip(unit_starts[:-1:every] - 1, unit_ends[1::every] - 1))
+        counts.append(len(pairs))
+        for k, (lo, hi) in enumerate(pairs):
+            starts.append(lo)
+            ends.append(hi)
+            kinds.append(ENTITY if k % 2 == 0 else PHRASE)
+    sent_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return KnowledgeSpans(sent_ptr, np.array(starts, np.int32), np.array(ends, np.int32), np.array(kinds, np.uint8))

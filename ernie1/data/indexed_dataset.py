@@ -15,6 +15,7 @@ from typing import Dict, Iterable, Optional, Sequence
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
+from ernie1.common.files import ScratchFiles, make_output_dir
 from ernie1.common.formats import IDS_SUFFIX, IDX_SUFFIX
 
 INDEX_ARRAYS = ("lens", "docs")
@@ -115,20 +116,10 @@ class IndexedDatasetWriter:
         self.prefix = prefix
         self.dtype = np.dtype(dtype)
         self._ids_path, self._idx_path = data_paths(prefix)
-        directory = self._ids_path.parent
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ToolkitError(f"--output_prefix {prefix}: cannot create {directory} ({error.strerror})") from None
-        if not os.access(directory, os.W_OK):
-            raise ToolkitError(f"--output_prefix {prefix}: directory {directory} is not writable")
+        make_output_dir(self._ids_path.parent, f"--output_prefix {prefix}")
         # Ids, sentence lengths and document ends all stream to scratch files, so memory stays flat with corpus size.
-        self._raw_path = self._ids_path.with_name(self._ids_path.name + ".tmp-raw")
-        self._lens_path = self._ids_path.with_name(self._ids_path.name + ".tmp-lens")
-        self._docs_path = self._ids_path.with_name(self._ids_path.name + ".tmp-docs")
-        self._raw = open(self._raw_path, "wb")
-        self._lens = open(self._lens_path, "wb")
-        self._docs = open(self._docs_path, "wb")
+        self._scratch = ScratchFiles(self._ids_path, streams=("raw", "lens", "docs"), temporaries=("ids", "idx"))
+        self._raw, self._lens, self._docs = (self._scratch.streams[name] for name in ("raw", "lens", "docs"))
         self._docs.write(np.int64(0).tobytes())
         self.num_tokens = 0
         self.num_sentences = 0
@@ -152,35 +143,25 @@ class IndexedDatasetWriter:
 
     def finalize(self) -> None:
         """Write `_ids.npy` (header + streamed ids, no second copy in memory) and `_idx.npz`, each via a rename."""
-        self._close_scratch()
-        ids_tmp = self._ids_path.with_name(self._ids_path.name + ".tmp")
+        self._scratch.close()
+        paths = self._scratch.paths
         header = {
             "descr": np.lib.format.dtype_to_descr(self.dtype),
             "fortran_order": False,
             "shape": (self.num_tokens,),
         }
-        with open(ids_tmp, "wb") as out, open(self._raw_path, "rb") as raw:
+        with open(paths["ids"], "wb") as out, open(paths["raw"], "rb") as raw:
             np.lib.format.write_array_header_1_0(out, header)
             while chunk := raw.read(1 << 24):
                 out.write(chunk)
-        idx_tmp = self._idx_path.with_name(self._idx_path.name + ".tmp.npz")
-        lens = np.fromfile(self._lens_path, dtype=np.int32)
-        docs = np.fromfile(self._docs_path, dtype=np.int64)
-        np.savez(idx_tmp, lens=lens, docs=docs)
-        os.replace(ids_tmp, self._ids_path)
-        os.replace(idx_tmp, self._idx_path)
-        self._remove_scratch()
+        lens = np.fromfile(paths["lens"], dtype=np.int32)
+        docs = np.fromfile(paths["docs"], dtype=np.int64)
+        with open(paths["idx"], "wb") as out:
+            np.savez(out, lens=lens, docs=docs)
+        os.replace(paths["ids"], self._ids_path)
+        os.replace(paths["idx"], self._idx_path)
+        self._scratch.discard()
 
     def abort(self) -> None:
-        """Drop everything written so far; no output file is left behind."""
-        self._close_scratch()
-        self._remove_scratch()
-
-    def _close_scratch(self) -> None:
-        for handle in (self._raw, self._lens, self._docs):
-            handle.close()
-
-    def _remove_scratch(self) -> None:
-        for path in (self._raw_path, self._lens_path, self._docs_path):
-            if path.exists():
-                os.remove(path)
+        """Drop everything written so far; no output or scratch file is left behind, and this never raises."""
+        self._scratch.discard()

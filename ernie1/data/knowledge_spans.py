@@ -15,6 +15,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
+from ernie1.common.files import ScratchFiles
 from ernie1.common.formats import IDX_SUFFIX, KNOWLEDGE_SUFFIX
 from ernie1.data.indexed_dataset import load_npz_arrays
 
@@ -31,9 +32,8 @@ class KnowledgeSpansWriter:
 
     def __init__(self, prefix: str):
         self._path = knowledge_path(prefix)
-        self._scratch = [self._path.with_name(self._path.name + f".tmp-{name}") for name in ("counts", "spans")]
-        self._counts = open(self._scratch[0], "wb")
-        self._spans = open(self._scratch[1], "wb")
+        self._scratch = ScratchFiles(self._path, streams=("counts", "spans"), temporaries=("npz",))
+        self._counts, self._spans = self._scratch.streams["counts"], self._scratch.streams["spans"]
         self.num_sentences = 0
         self.num_spans = 0
 
@@ -47,13 +47,13 @@ class KnowledgeSpansWriter:
 
     def finalize(self) -> None:
         """Write `<prefix>_knowledge.npz`."""
-        self._close()
-        counts = np.fromfile(self._scratch[0], dtype=np.int64)
-        rows = np.fromfile(self._scratch[1], dtype=np.int32).reshape(-1, 3)
+        self._scratch.close()
+        paths = self._scratch.paths
+        counts = np.fromfile(paths["counts"], dtype=np.int64)
+        rows = np.fromfile(paths["spans"], dtype=np.int32).reshape(-1, 3)
         sent_ptr = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=sent_ptr[1:])
-        tmp = self._path.with_name(self._path.name + ".tmp")
-        with open(tmp, "wb") as handle:
+        with open(paths["npz"], "wb") as handle:
             np.savez(
                 handle,
                 sent_ptr=sent_ptr,
@@ -61,22 +61,12 @@ class KnowledgeSpansWriter:
                 ends=rows[:, 1].astype(np.int32),
                 kinds=rows[:, 2].astype(np.uint8),
             )
-        os.replace(tmp, self._path)
-        self._remove_scratch()
+        os.replace(paths["npz"], self._path)
+        self._scratch.discard()
 
     def abort(self) -> None:
-        """Drop everything written so far."""
-        self._close()
-        self._remove_scratch()
-
-    def _close(self) -> None:
-        self._counts.close()
-        self._spans.close()
-
-    def _remove_scratch(self) -> None:
-        for path in self._scratch:
-            if path.exists():
-                os.remove(path)
+        """Drop everything written so far; this never raises."""
+        self._scratch.discard()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, List
 
 from ernie1.common.errors import ToolkitError
+from ernie1.common.files import make_output_dir
 from ernie1.common.formats import JSONL_SUFFIX
 
 # The external-memory shuffle keeps at most about this many bytes of lines in memory at once.
@@ -193,19 +194,10 @@ def _merge_parts(parts: List[Path], output: Path, shuffle: bool, seed: int, scra
     os.replace(merged, output)
 
 
-def _make_output_dir(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ToolkitError(f"--output_path: cannot create {directory} ({error.strerror})") from None
-    if not os.access(directory, os.W_OK):
-        raise ToolkitError(f"--output_path: directory {directory} is not writable")
-
-
 def convert_corpus(input_path: str, files: List[Path], options: ConvertOptions, output: OutputOptions) -> FileStats:
     """Convert `files` (listed from `input_path`) into `output.output`: one merged file, or a mirrored tree."""
     output_dir = output.output if not output.merge else output.output.parent
-    _make_output_dir(output_dir)
+    make_output_dir(output_dir, "--output_path")
     # Parts and shuffle buckets go to a scratch folder beside the output, so the final rename stays on one filesystem
     # and a failed run leaves nothing under the output name.
     scratch = Path(tempfile.mkdtemp(prefix=".trans_to_json-", dir=output_dir))
