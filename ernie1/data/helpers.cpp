@@ -337,6 +337,28 @@ void print_summary(const char* what, int64_t num_docs, const DocumentCounts& cou
               " tokens)");
 }
 
+// Rows built by `build(T{}, counts, epochs)` without the GIL, in uint32 or (past 2**32 sentences) uint64, as numpy.
+template <std::size_t W, typename Build>
+py::array rows_of_width(const char* what, bool wide, bool verbose, int64_t num_docs, Build&& build) {
+    DocumentCounts counts;
+    int32_t epochs = 0;
+    Rows<uint32_t, W> narrow_rows;
+    Rows<uint64_t, W> wide_rows;
+    {
+        py::gil_scoped_release release;
+        if (wide) {
+            wide_rows = build(uint64_t{}, counts, epochs);
+        } else {
+            narrow_rows = build(uint32_t{}, counts, epochs);
+        }
+    }
+    if (verbose) {
+        const auto rows = static_cast<int64_t>(wide ? wide_rows.size() : narrow_rows.size());
+        print_summary(what, num_docs, counts, epochs, rows);
+    }
+    return wide ? rows_to_numpy<uint64_t, W>(std::move(wide_rows)) : rows_to_numpy<uint32_t, W>(std::move(narrow_rows));
+}
+
 py::array build_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& sizes_, int32_t num_epochs,
                         uint64_t max_num_samples, int32_t max_seq_length, double short_seq_prob, int32_t seed,
                         bool verbose, int32_t min_num_sent) {
@@ -354,26 +376,13 @@ py::array build_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& s
     const int64_t num_docs = docs_.shape(0) - 1;
     const int64_t num_sentences = sizes_.shape(0);
     const bool wide = static_cast<uint64_t>(num_sentences) > std::numeric_limits<uint32_t>::max();
-    DocumentCounts counts;
-    int32_t epochs = 0;
-    Rows<uint32_t, 3> narrow_rows;
-    Rows<uint64_t, 3> wide_rows;
-    {
-        py::gil_scoped_release release;
-        check_documents(docs, num_docs, num_sentences);
-        if (wide) {
-            wide_rows = mapping_rows<uint64_t>(docs, num_docs, sizes, num_epochs, max_num_samples, max_seq_length,
-                                               short_seq_ratio, seed, min_num_sent, counts, epochs);
-        } else {
-            narrow_rows = mapping_rows<uint32_t>(docs, num_docs, sizes, num_epochs, max_num_samples,
-                                                 max_seq_length, short_seq_ratio, seed, min_num_sent, counts, epochs);
-        }
-    }
-    if (verbose) {
-        const auto rows = static_cast<int64_t>(wide ? wide_rows.size() : narrow_rows.size());
-        print_summary("build_mapping", num_docs, counts, epochs, rows);
-    }
-    return wide ? rows_to_numpy<uint64_t, 3>(std::move(wide_rows)) : rows_to_numpy<uint32_t, 3>(std::move(narrow_rows));
+    return rows_of_width<3>("build_mapping", wide, verbose, num_docs,
+                            [&](auto zero, DocumentCounts& counts, int32_t& epochs) {
+                                check_documents(docs, num_docs, num_sentences);
+                                return mapping_rows<decltype(zero)>(docs, num_docs, sizes, num_epochs,
+                                                                    max_num_samples, max_seq_length, short_seq_ratio,
+                                                                    seed, min_num_sent, counts, epochs);
+                            });
 }
 
 py::array build_blocks_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& sizes_,
@@ -393,26 +402,13 @@ py::array build_blocks_mapping(const InArray<int64_t>& docs_, const InArray<int3
     const int32_t* titles_sizes = titles_sizes_.data();
     const int64_t num_sentences = sizes_.shape(0);
     const bool wide = static_cast<uint64_t>(num_sentences) > std::numeric_limits<uint32_t>::max();
-    DocumentCounts counts;
-    int32_t epochs = 0;
-    Rows<uint32_t, 4> narrow_rows;
-    Rows<uint64_t, 4> wide_rows;
-    {
-        py::gil_scoped_release release;
-        check_documents(docs, num_docs, num_sentences);
-        if (wide) {
-            wide_rows = blocks_rows<uint64_t>(docs, num_docs, sizes, titles_sizes, num_epochs, max_num_samples,
-                                              max_seq_length, seed, use_one_sent_blocks, counts, epochs);
-        } else {
-            narrow_rows = blocks_rows<uint32_t>(docs, num_docs, sizes, titles_sizes, num_epochs, max_num_samples,
-                                                max_seq_length, seed, use_one_sent_blocks, counts, epochs);
-        }
-    }
-    if (verbose) {
-        const auto rows = static_cast<int64_t>(wide ? wide_rows.size() : narrow_rows.size());
-        print_summary("build_blocks_mapping", num_docs, counts, epochs, rows);
-    }
-    return wide ? rows_to_numpy<uint64_t, 4>(std::move(wide_rows)) : rows_to_numpy<uint32_t, 4>(std::move(narrow_rows));
+    return rows_of_width<4>("build_blocks_mapping", wide, verbose, num_docs,
+                            [&](auto zero, DocumentCounts& counts, int32_t& epochs) {
+                                check_documents(docs, num_docs, num_sentences);
+                                return blocks_rows<decltype(zero)>(docs, num_docs, sizes, titles_sizes, num_epochs,
+                                                                   max_num_samples, max_seq_length, seed,
+                                                                   use_one_sent_blocks, counts, epochs);
+                            });
 }
 
 // Slot s goes to the dataset furthest behind its share, weights[d] * max(s, 1) - used[d]; ties to the lowest d.
