@@ -21,7 +21,7 @@ if __name__ == "__main__" and not __package__:
 
 from ernie1.common.errors import ToolkitError, run_cli  # noqa: E402
 from ernie1.text.cjk import cjk_extension_tokens  # noqa: E402
-from ernie1.text.documents import list_jsonl_inputs  # noqa: E402
+from ernie1.text.jsonl_corpus import list_jsonl_inputs  # noqa: E402
 from ernie1.text.tokenizer import read_vocab_file  # noqa: E402
 from ernie1.text.vocab import count_corpus, iter_texts, select_vocab, write_vocab  # noqa: E402
 

@@ -19,7 +19,7 @@ if __name__ == "__main__" and not __package__:
 from ernie1.common.errors import ToolkitError, run_cli  # noqa: E402
 from ernie1.data.preprocess import write_pretraining_data  # noqa: E402
 from ernie1.text.document_encoder import EncodeConfig  # noqa: E402
-from ernie1.text.documents import list_jsonl_inputs  # noqa: E402
+from ernie1.text.jsonl_corpus import list_jsonl_inputs  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

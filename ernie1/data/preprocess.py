@@ -29,7 +29,7 @@ from ernie1.text.document_encoder import (
     encode_batch,
     init_worker,
 )
-from ernie1.text.documents import SkipCounter, iter_batches, iter_raw_lines
+from ernie1.text.jsonl_corpus import SkipCounter, iter_batches, iter_raw_lines
 from ernie1.text.tokenizer import extended_vocab_size
 
 # Documents per task sent to a worker (the original used imap chunks of 256 as well).

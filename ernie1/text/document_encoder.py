@@ -12,8 +12,8 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
-from ernie1.text.documents import RawLine, parse_json_text
 from ernie1.text.encoder import build_sentence_encoder
+from ernie1.text.jsonl_corpus import RawLine, parse_json_text
 from ernie1.text.knowledge import EntityDictionary, char_spans_to_token_spans, find_char_spans
 from ernie1.text.segmentation import get_word_segmenter
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Counter, Iterable, Iterator, List, Sequence, Tuple
 
 from ernie1.common.errors import ToolkitError
-from ernie1.text.documents import SKIP_REASONS, iter_raw_lines, parse_json_text
+from ernie1.text.jsonl_corpus import SKIP_REASONS, iter_raw_lines, parse_json_text
 from ernie1.text.tokenizer import SPECIAL_TOKENS
 
 
