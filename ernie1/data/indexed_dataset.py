@@ -6,6 +6,7 @@ Format (compatible with the original loader): `lens` int32 [num_sentences] token
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
 import zlib
@@ -61,6 +62,7 @@ class MMapIndexedDataset:
         except (OSError, ValueError) as error:
             raise ToolkitError(f"{ids_path}: not a readable .npy array ({error})") from None
         self.prefix = prefix
+        self._fingerprint: Optional[str] = None
         self._validate(ids_path, idx_path)
         self._pointers = np.zeros(len(self._sizes) + 1, dtype=np.int64)
         np.cumsum(self._sizes, out=self._pointers[1:])
@@ -102,6 +104,17 @@ class MMapIndexedDataset:
     @property
     def ids(self) -> np.ndarray:
         return self._ids
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of `lens` and `docs` (hex): what the index maps of this corpus depend on (cached per instance)."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for array in (np.ascontiguousarray(self._sizes, np.int32), np.ascontiguousarray(self._doc_idx, np.int64)):
+                digest.update(np.int64(len(array)).tobytes())
+                digest.update(memoryview(array))
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     @property
     def pointers(self) -> np.ndarray:
