@@ -284,6 +284,16 @@ def _check_index_map(path: str, mapping: np.ndarray, indexed: MMapIndexedDataset
     return mapping
 
 
+def check_ids_fit_vocab(indexed: MMapIndexedDataset, vocab_size: int) -> None:
+    """Refuse, at start, a corpus holding ids the tokenizer cannot produce (it was encoded with another vocab)."""
+    if indexed.max_id >= vocab_size:
+        raise ToolkitError(
+            f"{indexed.prefix}{IDS_SUFFIX}: token id {indexed.max_id} is outside the tokenizer's vocabulary "
+            f"({vocab_size} ids with the ## extension): the corpus was encoded with another vocab; train with the "
+            "vocab that create_pretraining_data.py was given"
+        )
+
+
 @dataclass(frozen=True)
 class _Ranks:
     local_rank: int
@@ -319,6 +329,8 @@ def _prefix_datasets(
     from ernie1.data.dataset import ErnieDataset
 
     indexed = MMapIndexedDataset(prefix)
+    if any(int(n) > 0 for n in num_samples):
+        check_ids_fit_vocab(indexed, vocab_factory().size)
     num_docs = len(indexed.doc_idx) - 1
     boundaries = get_train_valid_test_split_(config.split, num_docs)
     wanted = config.needs_knowledge and any(int(n) > 0 for n in num_samples)

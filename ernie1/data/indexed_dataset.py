@@ -20,19 +20,23 @@ from ernie1.common.files import ScratchFiles, make_output_dir
 from ernie1.common.formats import IDS_SUFFIX, IDX_SUFFIX
 
 INDEX_ARRAYS = ("lens", "docs")
+# Optional third array of `_idx.npz` (ours; the original's reader ignores it): the largest id in `_ids.npy`, so a
+# vocab check at training start needs no scan of the ids. Files without it are scanned instead.
+MAX_ID_ARRAY = "max_id"
 # What np.load raises on a damaged .npz: a truncated zip (BadZipFile), a bad member (ValueError, EOFError, zlib).
 _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
-def load_npz_arrays(path: Path, names: Sequence[str]) -> Dict[str, np.ndarray]:
-    """The arrays `names` of the .npz file `path`, read into memory; a one-line ToolkitError naming the file if it is
-    missing an array, truncated or otherwise unreadable."""
+def load_npz_arrays(path: Path, names: Sequence[str], optional: Sequence[str] = ()) -> Dict[str, np.ndarray]:
+    """The arrays `names` (and those of `optional` present) of the .npz file `path`, read into memory; a one-line
+    ToolkitError naming the file if it is missing an array, truncated or otherwise unreadable."""
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [name for name in names if name not in data.files]
             if missing:
                 raise ToolkitError(f"{path}: missing arrays {', '.join(missing)} (expected {', '.join(names)})")
-            return {name: np.asarray(data[name]) for name in names}
+            wanted = [*names, *(name for name in optional if name in data.files)]
+            return {name: np.asarray(data[name]) for name in wanted}
     except _NPZ_ERRORS as error:
         raise ToolkitError(f"{path}: not a readable .npz file ({error}); re-run create_pretraining_data.py") from None
 
@@ -54,9 +58,10 @@ class MMapIndexedDataset:
         for path in (idx_path, ids_path):
             if not path.is_file():
                 raise ToolkitError(f"{path}: data file not found (expected {ids_path.name} and {idx_path.name})")
-        index = load_npz_arrays(idx_path, INDEX_ARRAYS)
+        index = load_npz_arrays(idx_path, INDEX_ARRAYS, optional=(MAX_ID_ARRAY,))
         self._sizes = np.asarray(index["lens"], dtype=np.int32)
         self._doc_idx = np.asarray(index["docs"], dtype=np.int64)
+        self._max_id = int(index[MAX_ID_ARRAY]) if MAX_ID_ARRAY in index else None
         try:
             self._ids = np.load(ids_path, mmap_mode="r")
         except (OSError, ValueError) as error:
@@ -106,6 +111,13 @@ class MMapIndexedDataset:
         return self._ids
 
     @property
+    def max_id(self) -> int:
+        """The largest token id of the corpus: stored in `_idx.npz` by our writer, else one scan of the ids."""
+        if self._max_id is None:
+            self._max_id = int(np.max(self._ids)) if len(self._ids) else -1
+        return self._max_id
+
+    @property
     def fingerprint(self) -> str:
         """sha256 of `lens` and `docs` (hex): what the index maps of this corpus depend on (cached per instance)."""
         if self._fingerprint is None:
@@ -137,6 +149,7 @@ class IndexedDatasetWriter:
         self.num_tokens = 0
         self.num_sentences = 0
         self.num_documents = 0
+        self.max_id = -1
 
     def add_document(self, sentences: Iterable[Sequence[int]]) -> None:
         """Append one document (a list of sentences of ids); empty sentences and empty documents are dropped."""
@@ -147,6 +160,7 @@ class IndexedDatasetWriter:
             array = np.asarray(sentence, dtype=self.dtype)
             self._raw.write(array.tobytes())
             lengths.append(len(array))
+            self.max_id = max(self.max_id, int(array.max()))
         if lengths:
             self._lens.write(np.asarray(lengths, dtype=np.int32).tobytes())
             self.num_tokens += sum(lengths)
@@ -170,7 +184,7 @@ class IndexedDatasetWriter:
         lens = np.fromfile(paths["lens"], dtype=np.int32)
         docs = np.fromfile(paths["docs"], dtype=np.int64)
         with open(paths["idx"], "wb") as out:
-            np.savez(out, lens=lens, docs=docs)
+            np.savez(out, lens=lens, docs=docs, **{MAX_ID_ARRAY: np.int64(self.max_id)})
         os.replace(paths["ids"], self._ids_path)
         os.replace(paths["idx"], self._idx_path)
         self._scratch.discard()

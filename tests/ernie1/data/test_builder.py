@@ -359,3 +359,26 @@ def test_a_found_cache_that_does_not_fit_the_corpus_is_refused(tmp_path):
     np.save(spec.filename(prefix), np.array([[0, 3, 30]], dtype=np.uint32))
     with pytest.raises(ToolkitError, match=r"1 rows for 2 requested samples; delete it to rebuild$"):
         get_samples_mapping(indexed, spec, builds=False, wait_timeout_s=1.0)
+
+
+def test_a_corpus_encoded_with_a_larger_vocab_is_refused_at_start(tmp_path, vocab):
+    """Issue 8.2 (data side): ids beyond the tokenizer's vocab stop the run before any sample is drawn."""
+    prefix = str(tmp_path / "big")
+    writer = IndexedDatasetWriter(prefix, np.int32)
+    for doc in range(30):
+        writer.add_document([[700 + doc, 800, 900], [vocab.size + doc, 701]])
+    writer.finalize()
+    with pytest.raises(ToolkitError) as error:
+        build_train_valid_test_datasets(config_for(prefix), vocab, (10, 0, 0))
+    assert str(error.value) == (
+        f"{prefix}_ids.npy: token id {vocab.size + 29} is outside the tokenizer's vocabulary ({vocab.size} ids with "
+        "the ## extension): the corpus was encoded with another vocab; train with the vocab that "
+        "create_pretraining_data.py was given"
+    )
+    assert not list(tmp_path.glob("*indexmap*"))
+    # A corpus written without the stored maximum (the original's two-array _idx.npz) is scanned instead.
+    with np.load(prefix + "_idx.npz") as index:
+        assert int(index["max_id"]) == vocab.size + 29
+        np.savez(prefix + "_idx.npz", lens=index["lens"], docs=index["docs"])
+    with pytest.raises(ToolkitError, match=f"token id {vocab.size + 29} is outside the tokenizer's vocabulary"):
+        build_train_valid_test_datasets(config_for(prefix), vocab, (10, 0, 0))
