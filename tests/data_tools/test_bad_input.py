@@ -5,12 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from data_tools import create_pretraining_data, trans_to_json
 from ernie1.common.errors import ToolkitError, run_cli
-from ernie1.data.indexed_dataset import IndexedDatasetWriter, MMapIndexedDataset
+from ernie1.data.indexed_dataset import MMapIndexedDataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -189,36 +188,6 @@ def test_run_cli_prints_one_line(tmp_path, vocab_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --input_path ") and err.count("\n") == 1
-
-
-# ---- data prefixes that do not belong together
-
-
-def _tiny_prefix(tmp_path, lengths=(3, 2)):
-    prefix = str(tmp_path / "corpus")
-    writer = IndexedDatasetWriter(prefix, np.uint16)
-    writer.add_document([[1] * n for n in lengths])
-    writer.finalize()
-    return prefix
-
-
-def test_prefix_with_missing_index(tmp_path):
-    prefix = _tiny_prefix(tmp_path)
-    Path(prefix + "_idx.npz").unlink()
-    with pytest.raises(ToolkitError) as error:
-        MMapIndexedDataset(prefix)
-    assert str(error.value) == f"{prefix}_idx.npz: data file not found (expected corpus_ids.npy and corpus_idx.npz)"
-
-
-def test_prefix_whose_index_disagrees_with_ids(tmp_path):
-    prefix = _tiny_prefix(tmp_path)
-    np.save(prefix + "_ids.npy", np.ones(4, np.uint16))
-    with pytest.raises(ToolkitError) as error:
-        MMapIndexedDataset(prefix)
-    assert str(error.value) == (
-        f"{prefix}_idx.npz: 'lens' sums to 5 tokens but corpus_ids.npy holds 4; the two files do not belong "
-        "together (re-run create_pretraining_data.py)"
-    )
 
 
 # ---- as scripts: exit code 2 and a single stderr line
