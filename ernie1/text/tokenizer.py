@@ -65,7 +65,8 @@ def read_vocab_file(
     """The tokens of a vocab.txt in id order, read as paddlenlp reads them (text mode, one token per line).
 
     A one-line ToolkitError, starting with `flag` (when given) and the file, when the file is missing, unreadable,
-    not UTF-8, empty, or lacks one of `special_tokens`.
+    not UTF-8, empty, holds a token twice, or lacks one of `special_tokens`: the one vocab check, used by
+    preprocessing, pretraining (through `load_tokenizer`), build_vocab and inspect_samples.
     """
     where = f"{flag} {path}" if flag else str(path)
     if not Path(path).is_file():
@@ -81,8 +82,15 @@ def read_vocab_file(
     tokens = [line.rstrip("\n") for line in io.StringIO(text, newline=None)]
     if not any(token.strip() for token in tokens):
         raise ToolkitError(f"{where}: vocabulary file is empty")
-    present = set(tokens)
-    missing = [token for token in special_tokens if token not in present]
+    first_line: dict[str, int] = {}
+    for line, token in enumerate(tokens, start=1):
+        if first_line.setdefault(token, line) != line:
+            # paddlenlp keeps the last line's id and counts unique tokens: ids would run past the vocab size.
+            raise ToolkitError(
+                f"{where}: token {token!r} is on lines {first_line[token]} and {line}; a vocab needs each token once "
+                "(remove the duplicate line)"
+            )
+    missing = [token for token in special_tokens if token not in first_line]
     if missing:
         raise ToolkitError(f"{where}: missing special tokens {' '.join(missing)}")
     return tokens

@@ -146,7 +146,14 @@ def test_cpd_one_sentence_documents_are_kept(tmp_path, vocab_path):
 
 
 @pytest.mark.parametrize(
-    "content, message", [(None, "vocabulary file not found"), (b"\xff\xff\xff", "vocabulary file is not UTF-8 text")]
+    "content, message",
+    [
+        (None, "vocabulary file not found"),
+        (b"\xff\xff\xff", "vocabulary file is not UTF-8 text"),
+        # Issue 8.6: a duplicate line used to give ids >= the vocab size, a missing [UNK] an AssertionError.
+        ("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n文\n档\n文\n".encode(), "token '文' is on lines 6 and 8; "),
+        ("[PAD]\n[CLS]\n[SEP]\n[MASK]\n文\n档\n".encode(), "missing special tokens [UNK]"),
+    ],
 )
 def test_cpd_missing_or_unreadable_vocab(tmp_path, content, message):
     vocab = tmp_path / "vocab.txt"
@@ -154,6 +161,7 @@ def test_cpd_missing_or_unreadable_vocab(tmp_path, content, message):
         vocab.write_bytes(content)
     (tmp_path / "in.jsonl").write_text('{"text": "文档"}\n')
     assert _cpd_error(vocab, tmp_path / "in.jsonl", tmp_path / "out").startswith(f"--model_name {vocab}: {message}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.jsonl", *(["vocab.txt"] if content else [])])
 
 
 def test_cpd_output_dir_not_writable(tmp_path, vocab_path):

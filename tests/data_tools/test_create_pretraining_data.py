@@ -12,7 +12,7 @@ from ernie1.data.indexed_dataset import MMapIndexedDataset
 from ernie1.data.knowledge_spans import load_knowledge_spans
 from ernie1.text.document_encoder import restore_split_dimers
 from ernie1.text.knowledge import ENTITY
-from ernie1.text.tokenizer import extend_chinese_char, load_tokenizer
+from ernie1.text.tokenizer import extend_chinese_char, load_tokenizer, read_vocab_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,10 +104,10 @@ def test_workers_and_segmenters_give_identical_files(tmp_path, vocab_path, news_
 
 def test_wwm_marks_words_and_uses_the_extended_vocab(tmp_path, vocab_path, tokenizer, news_jsonl):
     source, _texts = news_jsonl
-    lines = vocab_path.read_text(encoding="utf-8").splitlines()
+    lines = read_vocab_file(vocab_path)  # not splitlines(): the vocab has U+2028 / U+0085 tokens
     # Drop the `##<CJK>` entries and pad past 2**16 - 7321 so the extension needs int32 ids.
     kept = [t for t in lines if not (t.startswith("##") and 0x4E00 <= ord(t[2:3] or "a") <= 0x9FA5 and len(t) == 3)]
-    kept += [f"[unused{i}]" for i in range(60000 - len(kept))]
+    kept += [f"[padding{i}]" for i in range(60000 - len(kept))]
     small_vocab = tmp_path / "vocab.txt"
     small_vocab.write_text("\n".join(kept) + "\n", encoding="utf-8")
     ds = _run(small_vocab, source, tmp_path / "ext", *WWM)
