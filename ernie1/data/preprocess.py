@@ -165,8 +165,6 @@ def _write_all(
                     skipped.add(reason, f"{files[file_index]}:{line_number}")
                     continue
                 totals.bytes += result.num_bytes
-                if not result.sentences:
-                    continue
                 writer.add_document(result.sentences)
                 if span_writer is not None:
                     for starts, ends, kinds in result.spans:

@@ -167,7 +167,8 @@ def init_worker(config: EncodeConfig, encoder: Optional[DocumentEncoder] = None)
 
 
 def encode_batch(lines: Sequence[RawLine]) -> BatchResult:
-    """Encode a batch of raw JSON lines in order; unusable lines come back as (file index, line number, reason)."""
+    """Encode a batch of raw JSON lines in order; unusable lines, and documents that are empty once cleaned, come back
+    as (file index, line number, reason)."""
     assert _WORKER is not None, "init_worker() must run first"
     results: BatchResult = []
     texts: List[str] = []
@@ -178,8 +179,9 @@ def encode_batch(lines: Sequence[RawLine]) -> BatchResult:
             results.append((file_index, line_number, reason))
         else:
             text_slots.append(len(results))
-            results.append(None)  # filled below, keeping input order
+            results.append((file_index, line_number, "no_content"))  # replaced below unless the document is empty
             texts.append(text)
     for slot, document in zip(text_slots, _WORKER.encode_documents(texts)):
-        results[slot] = document
+        if document.sentences:
+            results[slot] = document
     return results

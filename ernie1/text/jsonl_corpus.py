@@ -65,6 +65,11 @@ def parse_json_text(raw: bytes, json_key: str) -> Tuple[Optional[str], Optional[
     text = record[json_key]
     if not isinstance(text, str):
         return None, "missing_key"
+    try:
+        # A lone surrogate (`"\\ud800"` is valid JSON) is no text: every later stage would fail on it.
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None, "surrogate"
     return text, None
 
 
@@ -72,6 +77,9 @@ SKIP_REASONS = {
     "undecodable": "not UTF-8",
     "malformed": "malformed JSON",
     "missing_key": "no string under --json_key",
+    "surrogate": "lone surrogate escape",
+    # Set by the encoder, not by parse_json_text: only whitespace, zero-width or control characters.
+    "no_content": "no text after cleaning",
 }
 
 

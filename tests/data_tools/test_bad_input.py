@@ -127,6 +127,31 @@ def test_cpd_bad_lines_are_skipped_counted_and_located(tmp_path, vocab_path, cap
     )
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_cpd_lone_surrogates_and_empty_documents_are_skipped_and_counted(tmp_path, vocab_path, capsys, workers):
+    """Issue 8.7: a `\\ud800` escape aborted every worker with a traceback; empty documents vanished uncounted."""
+    source = tmp_path / "in.jsonl"
+    lines = [
+        json.dumps({"text": "第一个文档。\n第二句。"}, ensure_ascii=False),
+        '{"text": "坏\\ud800的"}',
+        json.dumps({"text": "\u200b \u0007\t\n\u00a0"}),
+        json.dumps({"text": ""}),
+        json.dumps({"text": "第二个文档。"}, ensure_ascii=False),
+    ]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = _cpd_args(vocab_path, source, tmp_path / "out", "--workers", workers)
+    assert run_cli(create_pretraining_data.main, args) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert MMapIndexedDataset(str(tmp_path / "out")).doc_idx.tolist() == [0, 2, 3]
+    summary = captured.out.strip().splitlines()[-1]
+    assert summary.startswith("create_pretraining_data: 2 docs, 3 sentences, ")
+    assert summary.split("), ")[1].startswith(
+        f"3 lines skipped (1 lone surrogate escape, 2 no text after cleaning; first at {source}:2 "
+        "(lone surrogate escape)); wrote"
+    )
+
+
 def test_cpd_only_bad_lines_is_an_error(tmp_path, vocab_path):
     source = tmp_path / "in.jsonl"
     source.write_text('{"content": "x"}\nnot json\n', encoding="utf-8")
