@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterable, Sequence
+from typing import BinaryIO, Dict, Iterable, Iterator, Sequence
 
 from ernie1.common.errors import ToolkitError
 
@@ -18,6 +18,15 @@ def make_output_dir(directory: Path, label: str) -> None:
         raise ToolkitError(f"{label}: cannot create {directory} ({error.strerror})") from None
     if not os.access(directory, os.W_OK):
         raise ToolkitError(f"{label}: directory {directory} is not writable")
+
+
+@contextlib.contextmanager
+def write_errors_as(label: str) -> Iterator[None]:
+    """Turn an OSError of the enclosed writes (disk full, quota, read-only) into a one-line ToolkitError."""
+    try:
+        yield
+    except OSError as error:
+        raise ToolkitError(f"{label}: cannot write ({error.strerror or error})") from None
 
 
 def remove_quietly(paths: Iterable[Path]) -> None:

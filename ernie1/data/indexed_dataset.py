@@ -16,7 +16,7 @@ from typing import Dict, Iterable, Optional, Sequence
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
-from ernie1.common.files import ScratchFiles, make_output_dir
+from ernie1.common.files import ScratchFiles, make_output_dir, write_errors_as
 from ernie1.common.formats import IDS_SUFFIX, IDX_SUFFIX
 
 INDEX_ARRAYS = ("lens", "docs")
@@ -141,11 +141,13 @@ class IndexedDatasetWriter:
         self.prefix = prefix
         self.dtype = np.dtype(dtype)
         self._ids_path, self._idx_path = data_paths(prefix)
-        make_output_dir(self._ids_path.parent, f"--output_prefix {prefix}")
+        self._label = f"--output_prefix {prefix}"
+        make_output_dir(self._ids_path.parent, self._label)
         # Ids, sentence lengths and document ends all stream to scratch files, so memory stays flat with corpus size.
-        self._scratch = ScratchFiles(self._ids_path, streams=("raw", "lens", "docs"), temporaries=("ids", "idx"))
-        self._raw, self._lens, self._docs = (self._scratch.streams[name] for name in ("raw", "lens", "docs"))
-        self._docs.write(np.int64(0).tobytes())
+        with write_errors_as(self._label):
+            self._scratch = ScratchFiles(self._ids_path, streams=("raw", "lens", "docs"), temporaries=("ids", "idx"))
+            self._raw, self._lens, self._docs = (self._scratch.streams[name] for name in ("raw", "lens", "docs"))
+            self._docs.write(np.int64(0).tobytes())
         self.num_tokens = 0
         self.num_sentences = 0
         self.num_documents = 0
@@ -153,6 +155,10 @@ class IndexedDatasetWriter:
 
     def add_document(self, sentences: Iterable[Sequence[int]]) -> None:
         """Append one document (a list of sentences of ids); empty sentences and empty documents are dropped."""
+        with write_errors_as(self._label):
+            self._add_document(sentences)
+
+    def _add_document(self, sentences: Iterable[Sequence[int]]) -> None:
         lengths = []
         for sentence in sentences:
             if len(sentence) == 0:
@@ -169,7 +175,14 @@ class IndexedDatasetWriter:
             self._docs.write(np.int64(self.num_sentences).tobytes())
 
     def finalize(self) -> None:
-        """Write `_ids.npy` (header + streamed ids, no second copy in memory) and `_idx.npz`, each via a rename."""
+        """Write `_ids.npy` (header + streamed ids, no second copy in memory) and `_idx.npz`, each via a rename.
+
+        On a write error (e.g. a full disk) a one-line ToolkitError; call `abort()` then to remove the scratch files.
+        """
+        with write_errors_as(self._label):
+            self._finalize()
+
+    def _finalize(self) -> None:
         self._scratch.close()
         paths = self._scratch.paths
         header = {

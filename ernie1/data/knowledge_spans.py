@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
-from ernie1.common.files import ScratchFiles
+from ernie1.common.files import ScratchFiles, write_errors_as
 from ernie1.common.formats import IDX_SUFFIX, KNOWLEDGE_SUFFIX
 from ernie1.data.indexed_dataset import load_npz_arrays
 
@@ -32,7 +32,9 @@ class KnowledgeSpansWriter:
 
     def __init__(self, prefix: str):
         self._path = knowledge_path(prefix)
-        self._scratch = ScratchFiles(self._path, streams=("counts", "spans"), temporaries=("npz",))
+        self._label = f"--output_prefix {prefix}"
+        with write_errors_as(self._label):
+            self._scratch = ScratchFiles(self._path, streams=("counts", "spans"), temporaries=("npz",))
         self._counts, self._spans = self._scratch.streams["counts"], self._scratch.streams["spans"]
         self.num_sentences = 0
         self.num_spans = 0
@@ -40,13 +42,18 @@ class KnowledgeSpansWriter:
     def add_sentence(self, starts: np.ndarray, ends: np.ndarray, kinds: np.ndarray) -> None:
         """Append the spans of the next stored sentence (arrays of equal length, possibly empty)."""
         rows = np.stack([np.asarray(starts, np.int32), np.asarray(ends, np.int32), np.asarray(kinds, np.int32)], 1)
-        self._counts.write(np.int64(len(rows)).tobytes())
-        self._spans.write(rows.astype(np.int32).tobytes())
+        with write_errors_as(self._label):
+            self._counts.write(np.int64(len(rows)).tobytes())
+            self._spans.write(rows.astype(np.int32).tobytes())
         self.num_sentences += 1
         self.num_spans += len(rows)
 
     def finalize(self) -> None:
-        """Write `<prefix>_knowledge.npz`."""
+        """Write `<prefix>_knowledge.npz` (a one-line ToolkitError on a write error; `abort()` cleans up)."""
+        with write_errors_as(self._label):
+            self._finalize()
+
+    def _finalize(self) -> None:
         self._scratch.close()
         paths = self._scratch.paths
         counts = np.fromfile(paths["counts"], dtype=np.int64)

@@ -1,6 +1,8 @@
 """Every kind of bad input gives a one-line `error: ...` naming the file or flag, or a counted skip; never a hang."""
 
+import builtins
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 from data_tools import create_pretraining_data, trans_to_json
 from ernie1.common.errors import ToolkitError, run_cli
 from ernie1.data.indexed_dataset import MMapIndexedDataset
+from tests import support
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -244,3 +247,65 @@ def test_scripts_exit_2_with_one_stderr_line(tmp_path, script, argv, expected):
     result = subprocess.run([sys.executable, script, *argv], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr == expected.format(tmp=tmp_path) + "\n"
+
+
+# ---- a full disk (issue 8.10): one line, no output and no scratch file left behind
+
+
+def _news_jsonl(path, count=40):
+    documents = support.news_documents(count, split="test")
+    path.write_text("".join(json.dumps({"text": "\n".join(d)}, ensure_ascii=False) + "\n" for d in documents))
+    return path
+
+
+def _bytes_written(run, directory):
+    disk = support.FullDisk(directory, budget=1 << 40)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(builtins, "open", disk.open)
+        assert run() == 0
+    shutil.rmtree(directory)
+    directory.mkdir()
+    return disk.written
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.999], ids=["while_streaming", "while_finalizing"])
+def test_cpd_disk_full_is_one_line_and_leaves_nothing(tmp_path, vocab_path, capsys, fraction):
+    source = _news_jsonl(tmp_path / "in.jsonl")
+    out = tmp_path / "out"
+    out.mkdir()
+    args = _cpd_args(vocab_path, source, out / "corpus")
+    total = _bytes_written(lambda: create_pretraining_data.main(args), out)
+    capsys.readouterr()
+    disk = support.FullDisk(out, budget=int(total * fraction))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(builtins, "open", disk.open)
+        code = run_cli(create_pretraining_data.main, args)
+    assert disk.full and code == 2
+    assert (
+        capsys.readouterr().err == f"error: --output_prefix {out / 'corpus'}: cannot write (No space left on device)\n"
+    )
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.999])
+def test_t2j_disk_full_is_one_line_and_leaves_nothing(tmp_path, capsys, fraction):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (raw / name).write_text("\n\n".join("\n".join(d) for d in support.news_documents(20)), encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["--input_path", str(raw), "--output_path", str(out / "corpus.jsonl")]
+    total = _bytes_written(lambda: trans_to_json.main(args), out)
+    capsys.readouterr()
+    disk = support.FullDisk(out, budget=int(total * fraction))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(builtins, "open", disk.open)
+        code = run_cli(trans_to_json.main, args)
+    assert disk.full and code == 2
+    err = capsys.readouterr().err  # progress lines, then the error
+    assert "Traceback" not in err
+    assert (
+        err.splitlines()[-1] == f"error: --output_path {out / 'corpus.jsonl'}: cannot write (No space left on device)"
+    )
+    assert list(out.iterdir()) == []

@@ -5,6 +5,7 @@ from ernie1.common.errors import ToolkitError
 from ernie1.data.indexed_dataset import IndexedDatasetWriter
 from ernie1.data.knowledge_spans import KnowledgeSpansWriter, load_knowledge_spans
 from ernie1.text.knowledge import ENTITY, PHRASE
+from tests import support
 
 
 def _write_prefix(tmp_path, lengths):
@@ -78,3 +79,20 @@ def test_corrupt_file(tmp_path):
     (tmp_path / "corpus_knowledge.npz").write_bytes(b"not a zip")
     with pytest.raises(ToolkitError, match="not a readable .npz file"):
         load_knowledge_spans(prefix)
+
+
+@pytest.mark.parametrize("budget", [40, 170], ids=["while_streaming", "while_finalizing"])
+def test_full_disk_is_one_line_and_abort_leaves_nothing(tmp_path, monkeypatch, budget):
+    """Issue 8.10: a write error is one ToolkitError, and abort() cleans up even when closing fails too."""
+    import builtins
+
+    disk = support.FullDisk(tmp_path, budget)
+    monkeypatch.setattr(builtins, "open", disk.open)
+    writer = KnowledgeSpansWriter(str(tmp_path / "corpus"))
+    with pytest.raises(ToolkitError) as error:
+        for _ in range(5):
+            writer.add_sentence([0, 2], [2, 5], [ENTITY, PHRASE])
+        writer.finalize()
+    assert str(error.value) == f"--output_prefix {tmp_path / 'corpus'}: cannot write (No space left on device)"
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
