@@ -6,12 +6,13 @@ Format (compatible with the original loader): `lens` int32 [num_sentences] token
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence
+from typing import BinaryIO, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -39,6 +40,29 @@ def load_npz_arrays(path: Path, names: Sequence[str], optional: Sequence[str] = 
             return {name: np.asarray(data[name]) for name in wanted}
     except _NPZ_ERRORS as error:
         raise ToolkitError(f"{path}: not a readable .npz file ({error}); re-run create_pretraining_data.py") from None
+
+
+# A fixed member timestamp (zip's earliest) makes equal arrays give equal files, whenever they are written.
+_NPZ_MEMBER_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def save_npz(handle: BinaryIO, arrays: Dict[str, np.ndarray]) -> None:
+    """Write `arrays` in np.savez's format (uncompressed .npy members) to the open binary `handle`.
+
+    Unlike np.savez, the zip is closed on every path: after a failed write (a full disk) np.savez leaves it open,
+    and its destructor later writes to the closed file and prints a traceback.
+    """
+    archive = zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    try:
+        for name, array in arrays.items():
+            member = zipfile.ZipInfo(name + ".npy", date_time=_NPZ_MEMBER_TIME)
+            with archive.open(member, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(array), allow_pickle=False)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            archive.close()
+        raise
+    archive.close()
 
 
 def ids_dtype_for_vocab(extended_vocab_size: int) -> np.dtype:
@@ -197,7 +221,7 @@ class IndexedDatasetWriter:
         lens = np.fromfile(paths["lens"], dtype=np.int32)
         docs = np.fromfile(paths["docs"], dtype=np.int64)
         with open(paths["idx"], "wb") as out:
-            np.savez(out, lens=lens, docs=docs, **{MAX_ID_ARRAY: np.int64(self.max_id)})
+            save_npz(out, {"lens": lens, "docs": docs, MAX_ID_ARRAY: np.int64(self.max_id)})
         os.replace(paths["ids"], self._ids_path)
         os.replace(paths["idx"], self._idx_path)
         self._scratch.discard()

@@ -17,7 +17,7 @@ import numpy as np
 from ernie1.common.errors import ToolkitError
 from ernie1.common.files import ScratchFiles, write_errors_as
 from ernie1.common.formats import IDX_SUFFIX, KNOWLEDGE_SUFFIX
-from ernie1.data.indexed_dataset import load_npz_arrays
+from ernie1.data.indexed_dataset import load_npz_arrays, save_npz
 
 SPAN_ARRAYS = ("sent_ptr", "starts", "ends", "kinds")
 
@@ -61,12 +61,14 @@ class KnowledgeSpansWriter:
         sent_ptr = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=sent_ptr[1:])
         with open(paths["npz"], "wb") as handle:
-            np.savez(
+            save_npz(
                 handle,
-                sent_ptr=sent_ptr,
-                starts=rows[:, 0].astype(np.int32),
-                ends=rows[:, 1].astype(np.int32),
-                kinds=rows[:, 2].astype(np.uint8),
+                {
+                    "sent_ptr": sent_ptr,
+                    "starts": rows[:, 0].astype(np.int32),
+                    "ends": rows[:, 1].astype(np.int32),
+                    "kinds": rows[:, 2].astype(np.uint8),
+                },
             )
         os.replace(paths["npz"], self._path)
         self._scratch.discard()
