@@ -194,8 +194,28 @@ def _merge_parts(parts: List[Path], output: Path, shuffle: bool, seed: int, scra
     os.replace(merged, output)
 
 
+def output_files(input_path: str, files: List[Path], output: OutputOptions) -> List[Path]:
+    """The files a run writes: the merged file, or one `.jsonl` per input file under the output directory."""
+    if output.merge:
+        return [output.output]
+    return [output.output / name for name in part_names(files, input_path)]
+
+
+def _refuse_overwriting_inputs(input_path: str, files: List[Path], output: OutputOptions) -> None:
+    # The final rename would silently replace the input (or an earlier output now listed as an input).
+    inputs = {path.resolve(): path for path in files}
+    for target in output_files(input_path, files, output):
+        source = inputs.get(target.resolve())
+        if source is not None:
+            raise ToolkitError(
+                f"--output_path {output.output}: would overwrite the input file {source}; choose an output path "
+                "outside the input"
+            )
+
+
 def convert_corpus(input_path: str, files: List[Path], options: ConvertOptions, output: OutputOptions) -> FileStats:
     """Convert `files` (listed from `input_path`) into `output.output`: one merged file, or a mirrored tree."""
+    _refuse_overwriting_inputs(input_path, files, output)
     output_dir = output.output if not output.merge else output.output.parent
     make_output_dir(output_dir, "--output_path")
     # Parts and shuffle buckets go to a scratch folder beside the output, so the final rename stays on one filesystem

@@ -309,3 +309,28 @@ def test_t2j_disk_full_is_one_line_and_leaves_nothing(tmp_path, capsys, fraction
         err.splitlines()[-1] == f"error: --output_path {out / 'corpus.jsonl'}: cannot write (No space left on device)"
     )
     assert list(out.iterdir()) == []
+
+
+def test_t2j_refuses_to_overwrite_its_input(tmp_path):
+    """Issue 8.11: output = input silently replaced the input."""
+    source = tmp_path / "corpus.jsonl"
+    source.write_text("一个足够长的文档内容。\n", encoding="utf-8")
+    before = source.read_bytes()
+    message = _t2j_error("--input_path", str(source), "--output_path", str(source))
+    assert message == (
+        f"--output_path {source}: would overwrite the input file {source}; choose an output path outside the input"
+    )
+    # Without the .jsonl suffix the output name gets one, and a directory input is checked file by file.
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.txt").write_text("一个足够长的文档内容。\n", encoding="utf-8")
+    assert trans_to_json.main(["--input_path", str(raw), "--output_path", str(raw / "merged")]) == 0
+    message = _t2j_error("--input_path", str(raw), "--output_path", str(raw / "merged"))
+    assert message.startswith(f"--output_path {raw / 'merged.jsonl'}: would overwrite the input file ")
+    (raw / "a.txt.jsonl").write_text("x\n", encoding="utf-8")
+    message = _t2j_error("--input_path", str(raw), "--output_path", str(raw), "--no-merge")
+    assert message == (
+        f"--output_path {raw}: would overwrite the input file {raw / 'a.txt.jsonl'}; choose an output path outside "
+        "the input"
+    )
+    assert source.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "raw"]
