@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -21,3 +22,9 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Seque
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def ignore_interrupts() -> None:
+    """Pool-worker initializer: Ctrl-C reaches the whole process group, but only the parent should handle it (one
+    line, cleanup, exit 130, workers terminated); a worker that took it would print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -8,6 +8,7 @@ bounded number of batches in flight, so memory stays flat), and the encoded docu
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing
 import sys
 import time
@@ -17,7 +18,7 @@ from typing import Iterator, List, Optional
 
 import numpy as np
 
-from ernie1.common.errors import ToolkitError
+from ernie1.common.errors import ToolkitError, ignore_interrupts
 from ernie1.common.formats import IDS_SUFFIX, IDX_SUFFIX, KNOWLEDGE_SUFFIX
 from ernie1.data.indexed_dataset import IndexedDatasetWriter, ids_dtype_for_vocab
 from ernie1.data.knowledge_spans import KnowledgeSpansWriter
@@ -39,6 +40,11 @@ BATCH_SIZE = 256
 TASKS_IN_FLIGHT_PER_WORKER = 4
 
 
+def _init_pool_worker(config: EncodeConfig) -> None:
+    ignore_interrupts()
+    init_worker(config)
+
+
 def run_ordered(
     config: EncodeConfig, batches: Iterator[list], workers: int, local: Optional[DocumentEncoder] = None
 ) -> Iterator[BatchResult]:
@@ -47,7 +53,7 @@ def run_ordered(
         init_worker(config, local)
         yield from map(encode_batch, batches)
         return
-    pool = multiprocessing.Pool(workers, initializer=init_worker, initargs=(config,))
+    pool = multiprocessing.Pool(workers, initializer=_init_pool_worker, initargs=(config,))
     try:
         pending: collections.deque = collections.deque()
         for batch in batches:
@@ -157,8 +163,10 @@ def _write_all(
     totals = Totals()
     batches = _SizedBatches(files)
     progress = Progress(sum(path.stat().st_size for path in files), log_interval)
-    try:
-        for results in run_ordered(config, iter(batches), workers, probe):
+    # closing(): the bar is closed and the pool is gone before the caller cleans up, on an error or Ctrl-C too.
+    encoded = run_ordered(config, iter(batches), workers, probe)
+    with contextlib.closing(progress), contextlib.closing(encoded) as stream:
+        for results in stream:
             for result in results:
                 if not isinstance(result, EncodedDocument):
                     file_index, line_number, reason = result
@@ -175,8 +183,6 @@ def _write_all(
                 totals.tokens += sum(len(ids) for ids in result.sentences)
                 progress.documents_done(totals.documents)
             progress.bytes_done(batches.sizes.popleft())
-    finally:
-        progress.close()
     return totals
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, List
 
-from ernie1.common.errors import ToolkitError
+from ernie1.common.errors import ToolkitError, ignore_interrupts
 from ernie1.common.files import make_output_dir
 from ernie1.common.formats import JSONL_SUFFIX
 
@@ -162,7 +162,8 @@ def _convert_all(files: List[Path], parts: List[Path], options: ConvertOptions, 
         part.parent.mkdir(parents=True, exist_ok=True)
     total = FileStats()
     start = time.perf_counter()
-    pool = multiprocessing.Pool(output.workers) if output.workers > 1 and len(jobs) > 1 else None
+    use_pool = output.workers > 1 and len(jobs) > 1
+    pool = multiprocessing.Pool(output.workers, initializer=ignore_interrupts) if use_pool else None
     try:
         results = pool.imap(_convert_job, jobs) if pool else map(_convert_job, jobs)
         for done, stats in enumerate(results, start=1):

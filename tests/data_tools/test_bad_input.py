@@ -2,9 +2,12 @@
 
 import builtins
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -334,3 +337,65 @@ def test_t2j_refuses_to_overwrite_its_input(tmp_path):
         "the input"
     )
     assert source.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "raw"]
+
+
+# ---- Ctrl-C (issue 8.11): one line, exit 130, no worker traceback, no temporary left
+
+# Runs a CLI whose workers announce their first task in MARKER and then stall, so the test can interrupt mid-run.
+_STALLING_CLI = """
+import pathlib, sys, time
+from ernie1.common.errors import run_cli
+module, target, marker = sys.argv[1:4]
+library = __import__(target.rsplit(".", 1)[0], fromlist=["x"])
+original = getattr(library, target.rsplit(".", 1)[1])
+
+def stalled(*args, **kwargs):
+    pathlib.Path(marker).touch()
+    time.sleep(120)
+    return original(*args, **kwargs)
+
+setattr(library, target.rsplit(".", 1)[1], stalled)
+cli = __import__("data_tools." + module, fromlist=["main"])
+sys.exit(run_cli(cli.main, sys.argv[4:]))
+"""
+
+
+def _interrupt_mid_run(module, target, marker, argv):
+    command = [sys.executable, "-c", _STALLING_CLI, module, target, str(marker), *argv]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    return process.returncode, out, err
+
+
+def test_cpd_ctrl_c_is_one_line_and_cleans_up(tmp_path, vocab_path):
+    source = _news_jsonl(tmp_path / "in.jsonl", count=20)
+    out = tmp_path / "out"
+    argv = _cpd_args(vocab_path, source, out / "corpus", "--workers", "2")
+    code, _, err = _interrupt_mid_run("create_pretraining_data", "ernie1.data.preprocess.encode_batch",
+                                      tmp_path / "started", argv)  # fmt: skip
+    assert (code, err) == (130, "interrupted\n")
+    assert list(out.iterdir()) == []
+
+
+def test_t2j_ctrl_c_is_one_line_and_cleans_up(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (raw / name).write_text("一个足够长的文档内容。\n", encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["--input_path", str(raw), "--output_path", str(out / "corpus.jsonl"), "--workers", "2"]
+    code, _, err = _interrupt_mid_run("trans_to_json", "ernie1.text.raw_corpus.convert_file", tmp_path / "started",
+                                      argv)  # fmt: skip
+    assert (code, err) == (130, "interrupted\n")
+    assert list(out.iterdir()) == []
