@@ -19,7 +19,7 @@ if __name__ == "__main__" and not __package__:
 from ernie1.common.errors import ToolkitError, run_cli  # noqa: E402
 from ernie1.data.preprocess import write_pretraining_data  # noqa: E402
 from ernie1.text.document_encoder import EncodeConfig  # noqa: E402
-from ernie1.text.jsonl_corpus import list_jsonl_inputs  # noqa: E402
+from ernie1.text.jsonl_corpus import DEFAULT_MAX_LINE_BYTES, list_jsonl_inputs  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -46,6 +46,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     group = parser.add_argument_group("runtime")
     group.add_argument("--workers", type=int, default=1, help="worker processes")
     group.add_argument("--log_interval", type=int, default=100, help="refresh the docs/s figure every N documents")
+    group.add_argument(
+        "--max_line_bytes",
+        type=int,
+        default=DEFAULT_MAX_LINE_BYTES,
+        help="skip (and count) JSON lines longer than this: memory per worker grows with the longest line",
+    )
     args = parser.parse_args(argv)
     _check_args(args)
     return args
@@ -56,6 +62,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ToolkitError(f"--workers {args.workers}: must be at least 1")
     if args.log_interval < 1:
         raise ToolkitError(f"--log_interval {args.log_interval}: must be at least 1")
+    if args.max_line_bytes < 1:
+        raise ToolkitError(f"--max_line_bytes {args.max_line_bytes}: must be at least 1")
     if args.split_sentences and not args.chinese:
         # The original fell back to NLTK punkt (English); this toolkit targets Chinese text without that dependency.
         raise ToolkitError(
@@ -90,7 +98,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     files = list_jsonl_inputs(args.input_path)
     result = write_pretraining_data(
-        args.input_path, files, encode_config(args), args.output_prefix, args.workers, args.log_interval
+        args.input_path,
+        files,
+        encode_config(args),
+        args.output_prefix,
+        args.workers,
+        args.log_interval,
+        args.max_line_bytes,
     )
     print(result.summary(args.workers))
     return 0

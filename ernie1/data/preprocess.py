@@ -30,7 +30,13 @@ from ernie1.text.document_encoder import (
     encode_batch,
     init_worker,
 )
-from ernie1.text.jsonl_corpus import SkipCounter, iter_batches, iter_raw_lines
+from ernie1.text.jsonl_corpus import (
+    DEFAULT_MAX_LINE_BYTES,
+    OversizedLine,
+    SkipCounter,
+    iter_batches,
+    iter_raw_lines,
+)
 from ernie1.text.tokenizer import extended_vocab_size
 
 # Documents per task sent to a worker (the original used imap chunks of 256 as well).
@@ -116,13 +122,14 @@ class Progress:
 class _SizedBatches:
     """Batches of raw lines that remember each batch's byte size, in order, for the progress bar."""
 
-    def __init__(self, files: List[Path]):
+    def __init__(self, files: List[Path], max_line_bytes: Optional[int]):
         self._files = files
+        self._max_line_bytes = max_line_bytes
         self.sizes: collections.deque = collections.deque()
 
     def __iter__(self) -> Iterator[list]:
-        for batch in iter_batches(iter_raw_lines(self._files), BATCH_SIZE):
-            self.sizes.append(sum(len(raw) for _file, _line, raw in batch))
+        for batch in iter_batches(iter_raw_lines(self._files, self._max_line_bytes), BATCH_SIZE):
+            self.sizes.append(sum(raw.size if isinstance(raw, OversizedLine) else len(raw) for _f, _l, raw in batch))
             yield batch
 
 
@@ -156,12 +163,13 @@ def _write_all(
     files: List[Path],
     workers: int,
     log_interval: int,
+    max_line_bytes: Optional[int],
     writer: IndexedDatasetWriter,
     span_writer: Optional[KnowledgeSpansWriter],
     skipped: SkipCounter,
 ) -> Totals:
     totals = Totals()
-    batches = _SizedBatches(files)
+    batches = _SizedBatches(files, max_line_bytes)
     progress = Progress(sum(path.stat().st_size for path in files), log_interval)
     # closing(): the bar is closed and the pool is gone before the caller cleans up, on an error or Ctrl-C too.
     encoded = run_ordered(config, iter(batches), workers, probe)
@@ -193,8 +201,12 @@ def write_pretraining_data(
     output_prefix: str,
     workers: int = 1,
     log_interval: int = 100,
+    max_line_bytes: Optional[int] = DEFAULT_MAX_LINE_BYTES,
 ) -> PreprocessResult:
-    """Encode the JSON lines of `files` (listed from `input_path`) into the files of `output_prefix`."""
+    """Encode the JSON lines of `files` (listed from `input_path`) into the files of `output_prefix`.
+
+    Lines longer than `max_line_bytes` are skipped unread and counted (None: no limit).
+    """
     # Build one encoder here first: vocab, segmenter and entity-list mistakes then fail before any worker starts.
     probe = DocumentEncoder(config)
     dtype = ids_dtype_for_vocab(extended_vocab_size(probe.tokenizer))
@@ -205,7 +217,7 @@ def write_pretraining_data(
     try:
         if config.knowledge_spans:
             span_writer = KnowledgeSpansWriter(output_prefix)
-        totals = _write_all(config, probe, files, workers, log_interval, writer, span_writer, skipped)
+        totals = _write_all(config, probe, files, workers, log_interval, max_line_bytes, writer, span_writer, skipped)
         if totals.documents == 0:
             raise ToolkitError(
                 f"--input_path {input_path}: no usable document (need JSON lines with a non-empty string under "

@@ -399,3 +399,44 @@ def test_t2j_ctrl_c_is_one_line_and_cleans_up(tmp_path):
                                       argv)  # fmt: skip
     assert (code, err) == (130, "interrupted\n")
     assert list(out.iterdir()) == []
+
+
+# ---- one huge line (issue 8.11): skipped and counted, memory stays flat
+
+_PEAK_RSS_CLI = """
+import resource, sys
+from data_tools import create_pretraining_data
+from ernie1.common.errors import run_cli
+code = run_cli(create_pretraining_data.main, sys.argv[1:])
+print(code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def _peak_rss_mb(vocab_path, source, prefix, *flags):
+    command = [sys.executable, "-c", _PEAK_RSS_CLI, *_cpd_args(vocab_path, source, prefix, *flags)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    *output, last = result.stdout.strip().splitlines()
+    code, peak = map(int, last.split())
+    assert code == 0, result.stderr
+    return peak, output[-1]
+
+
+@pytest.mark.slow
+def test_cpd_one_huge_line_is_skipped_with_flat_memory(tmp_path, vocab_path):
+    normal = "".join(json.dumps({"text": "\n".join(d)}, ensure_ascii=False) + "\n" for d in support.news_documents(60))
+    text = "".join("".join(d) for d in support.news_documents(400, split="train"))
+    huge = json.dumps({"text": (text * 40)[:4_000_000]}, ensure_ascii=False)  # one 12 MB line, one sentence
+    base, with_huge = tmp_path / "base.jsonl", tmp_path / "huge.jsonl"
+    base.write_text(normal, encoding="utf-8")
+    with_huge.write_text(normal + huge + "\n" + normal, encoding="utf-8")
+    base_peak, _ = _peak_rss_mb(vocab_path, base, tmp_path / "base")
+    capped_peak, summary = _peak_rss_mb(vocab_path, with_huge, tmp_path / "capped")
+    assert summary.split("), ")[1].startswith(
+        f"1 lines skipped (1 longer than --max_line_bytes; first at {with_huge}:61 (longer than --max_line_bytes))"
+    )
+    assert capped_peak - base_peak < 50  # MB: the line is never held in memory
+    # Without the cap the same line costs hundreds of MB (and grows with the line: 4.5 GB for 50 MB).
+    uncapped_peak, _ = _peak_rss_mb(vocab_path, with_huge, tmp_path / "uncapped", "--max_line_bytes", "100000000")
+    assert uncapped_peak - base_peak > 150
+    capped, uncapped = MMapIndexedDataset(str(tmp_path / "capped")), MMapIndexedDataset(str(tmp_path / "uncapped"))
+    assert len(capped.doc_idx) == 121 and len(uncapped.doc_idx) == 122

@@ -3,7 +3,14 @@ import json
 import pytest
 
 from ernie1.common.errors import ToolkitError
-from ernie1.text.jsonl_corpus import SkipCounter, iter_batches, iter_raw_lines, list_jsonl_inputs, parse_json_text
+from ernie1.text.jsonl_corpus import (
+    OversizedLine,
+    SkipCounter,
+    iter_batches,
+    iter_raw_lines,
+    list_jsonl_inputs,
+    parse_json_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -47,3 +54,18 @@ def test_listing_reading_and_batching(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ToolkitError, match=r"no \*\.jsonl files in this directory$"):
         list_jsonl_inputs(str(tmp_path / "empty"))
+
+
+def test_lines_over_the_limit_are_skipped_unread(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"12345\n" + b"x" * 5000 + b"\n123456\n" + b"y" * 7 + b"\n" + b"z" * 6)
+    lines = list(iter_raw_lines([path], max_line_bytes=6))
+    assert lines == [
+        (0, 1, b"12345\n"),
+        (0, 2, OversizedLine(5001)),
+        (0, 3, b"123456\n"),  # exactly the limit, newline not counted
+        (0, 4, OversizedLine(8)),
+        (0, 5, b"zzzzzz"),
+    ]
+    assert parse_json_text(OversizedLine(5001), "text") == (None, "too_long")
+    assert [raw for _, _, raw in iter_raw_lines([path])][1] == b"x" * 5000 + b"\n"  # no limit: read whole
