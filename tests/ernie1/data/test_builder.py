@@ -382,3 +382,14 @@ def test_a_corpus_encoded_with_a_larger_vocab_is_refused_at_start(tmp_path, voca
         np.savez(prefix + "_idx.npz", lens=index["lens"], docs=index["docs"])
     with pytest.raises(ToolkitError, match=f"token id {vocab.size + 29} is outside the tokenizer's vocabulary"):
         build_train_valid_test_datasets(config_for(prefix), vocab, (10, 0, 0))
+
+
+def test_a_truncated_index_map_cache_is_one_line_naming_the_file(tmp_path):
+    prefix = write_corpus(tmp_path, "corpus", [3, 4, 2])
+    indexed = MMapIndexedDataset(prefix)
+    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (0, 3), indexed.fingerprint, max_num_samples=2)
+    get_samples_mapping(indexed, spec, builds=True, wait_timeout_s=1.0)
+    path = Path(spec.filename(prefix))
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(ToolkitError, match=f"^{re.escape(str(path))}: unreadable index-map cache \\(.*\\); delete it"):
+        get_samples_mapping(indexed, spec, builds=True, wait_timeout_s=1.0)
