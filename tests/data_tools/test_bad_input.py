@@ -403,12 +403,15 @@ def test_t2j_ctrl_c_is_one_line_and_cleans_up(tmp_path):
 
 # ---- one huge line (issue 8.11): skipped and counted, memory stays flat
 
+# Peak RSS of this process image: VmHWM, not ru_maxrss, which Linux carries over from the (large) pytest parent
+# across fork and exec.
 _PEAK_RSS_CLI = """
-import resource, sys
+import re, sys
 from data_tools import create_pretraining_data
 from ernie1.common.errors import run_cli
 code = run_cli(create_pretraining_data.main, sys.argv[1:])
-print(code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+status = open("/proc/self/status").read()
+print(code, int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) // 1024)
 """
 
 
