@@ -5,7 +5,7 @@
 
 Without --input_prefix a real-text corpus is written to a temporary directory with `tests/support.py`
 (`write_tiny_prefix`: jieba words marked with `##`), and phrase/entity levels use synthetic knowledge spans
-(every other pair of words). With a prefix that has `<prefix>_knowledge.npz`, those spans are used.
+(a pair of words in every four). With a prefix that has `<prefix>_knowledge.npz`, those spans are used.
 """
 
 from __future__ import annotations
@@ -25,24 +25,8 @@ from ernie1.data.dataset import ErnieDataset  # noqa: E402
 from ernie1.data.dataset_config import ErnieDatasetConfig  # noqa: E402
 from ernie1.data.index_helpers import build_mapping  # noqa: E402
 from ernie1.data.indexed_dataset import MMapIndexedDataset  # noqa: E402
-from ernie1.data.masking import MaskingVocab, unit_spans  # noqa: E402
-from ernie1.text.knowledge import ENTITY, PHRASE, KnowledgeSpans, load_knowledge_spans  # noqa: E402
-
-
-def synthetic_knowledge(indexed: MMapIndexedDataset, vocab: MaskingVocab) -> KnowledgeSpans:
-    """Spans over pairs of whole words, alternating entity / phrase, for corpora without a knowledge file."""
-    starts, ends, kinds, counts = [], [], [], []
-    for sentence in range(len(indexed)):
-        ids = np.concatenate([[vocab.cls_id], np.asarray(indexed[sentence], np.int64), [vocab.sep_id]])
-        unit_starts, unit_ends = unit_spans(ids, vocab, "word")
-        pairs = list(zip(unit_starts[:-1:4] - 1, unit_ends[1::4] - 1))
-        counts.append(len(pairs))
-        for k, (lo, hi) in enumerate(pairs):
-            starts.append(lo)
-            ends.append(hi)
-            kinds.append(ENTITY if k % 2 == 0 else PHRASE)
-    sent_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return KnowledgeSpans(sent_ptr, np.array(starts, np.int32), np.array(ends, np.int32), np.array(kinds, np.uint8))
+from ernie1.data.knowledge_spans import load_knowledge_spans  # noqa: E402
+from ernie1.data.masking import MaskingVocab  # noqa: E402
 
 
 def time_dataset(dataset: ErnieDataset, samples: int, repeats: int) -> tuple[float, float]:
@@ -80,7 +64,7 @@ def main(argv=None) -> int:
         knowledge = load_knowledge_spans(prefix)
         source = "knowledge file"
         if knowledge is None:
-            knowledge, source = synthetic_knowledge(indexed, vocab), "synthetic spans"
+            knowledge, source = support.synthetic_knowledge(indexed, vocab, every=4), "synthetic spans"
         print(
             f"corpus {prefix}: {len(indexed.doc_idx) - 1} docs, {len(indexed)} sentences, {len(indexed.ids)} tokens; "
             f"phrase/entity from {source}; python {platform.python_version()}, numpy {np.__version__}, "

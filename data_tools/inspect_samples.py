@@ -3,7 +3,7 @@
     python -m data_tools.inspect_samples --input_dir data/ --vocab vocab.txt --split train --num_samples 3
 
 Masked spans are shown as `⟦哈 尔 滨 ⇒ [MASK] [MASK] 滨⟧`: the original tokens, then what the model sees. The
-samples come from the same builder as training (`dataset_utils.build_train_valid_test_datasets`), so the index-map
+samples come from the same builder as training (`ernie1.data.builder.build_train_valid_test_datasets`), so the index-map
 cache it needs is written next to the data, as a training run would.
 """
 
@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import List, Mapping, Optional, Sequence
-
-import numpy as np
+from typing import Optional, Sequence
 
 from ernie1.common.errors import ToolkitError, run_cli
 from ernie1.data.dataset_config import ErnieDatasetConfig
 from ernie1.data.masking import MaskingVocab
+from ernie1.data.sample_view import describe_sample
 
 SPLITS = ("train", "valid", "test")
 
@@ -57,59 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
 def load_vocab(args: argparse.Namespace) -> MaskingVocab:
     """MaskingVocab from --vocab (no paddlenlp needed) or --model_name (paddlenlp tokenizer + ## extension)."""
     if args.vocab:
-        from pathlib import Path
-
-        from ernie1.text.tokenizer import check_vocab_file
-
-        check_vocab_file(Path(args.vocab), flag="--vocab")
-        return MaskingVocab.from_vocab_file(args.vocab)
+        return MaskingVocab.from_vocab_file(args.vocab, flag="--vocab")
     from ernie1.text.tokenizer import extend_chinese_char, load_tokenizer
 
     tokenizer = load_tokenizer(args.model_name, args.tokenizer_name)
     extend_chinese_char(tokenizer)
     return MaskingVocab.from_tokenizer(tokenizer)
-
-
-def render_sample(sample: Mapping[str, object], vocab: MaskingVocab) -> str:
-    """Tokens of one sample, masked runs as `⟦original ⇒ model input⟧`, [SEP] on its own."""
-    input_ids = np.asarray(sample["input_ids"])
-    original = input_ids.copy()
-    positions = np.asarray(sample["masked_positions"], dtype=np.int64)
-    original[positions] = np.asarray(sample["masked_labels"])
-    masked = np.zeros(len(input_ids), dtype=bool)
-    masked[positions] = True
-    shown = vocab.decode(input_ids)
-    truth = vocab.decode(original)
-    pieces: List[str] = []
-    position = 0
-    while position < len(input_ids):
-        if not masked[position]:
-            pieces.append(truth[position])
-            position += 1
-            continue
-        end = position
-        while end < len(input_ids) and masked[end]:
-            end += 1
-        pieces.append(f"⟦{' '.join(truth[position:end])} ⇒ {' '.join(shown[position:end])}⟧")
-        position = end
-    return " ".join(pieces)
-
-
-def describe(index: int, split: str, sample: Mapping[str, object], vocab: MaskingVocab) -> str:
-    """A header line (index, level, SOP label, sizes) and the rendered tokens."""
-    sop = int(np.asarray(sample["sop_label"]))
-    input_ids = np.asarray(sample["input_ids"])
-    if not np.any(np.asarray(sample["token_type_ids"])):
-        order = "segment A only"
-    else:
-        order = "swapped: B precedes A in the text" if sop else "A precedes B in the text"
-    length = len(input_ids)
-    predicted = len(np.asarray(sample["masked_positions"]))
-    header = (
-        f"--- {split} sample {index}: masking_level={sample['masking_level']} sop_label={sop} ({order}), "
-        f"{length} tokens, {predicted} predicted"
-    )
-    return header + "\n" + render_sample(sample, vocab)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -144,7 +96,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
     end = min(wanted, len(dataset))
     for index in range(args.start, end):
-        print(describe(index, args.split, dataset[index], vocab))
+        print(describe_sample(index, args.split, dataset[index], vocab))
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import List
 
 import numpy as np
 
+from ernie1.common.formats import VOCAB_FILE
 from ernie1.common.packages import package_dir
 from ernie1.data.indexed_dataset import IndexedDatasetWriter
 
@@ -22,7 +23,7 @@ CN_CLIP_VOCAB_MD5 = "3b5b76c4aef48ecf8cb3abaafe960f09"
 
 def vocab_file() -> Path:
     """bert-base-chinese vocab shipped by cn-clip (installed by scripts/setup.sh)."""
-    path = package_dir("cn_clip") / "clip" / "vocab.txt"
+    path = package_dir("cn_clip") / "clip" / VOCAB_FILE
     assert hashlib.md5(path.read_bytes()).hexdigest() == CN_CLIP_VOCAB_MD5
     return path
 
@@ -63,3 +64,88 @@ def write_tiny_prefix(directory: Path, num_docs: int = 40, name: str = "tiny", m
         writer.add_document(encoded)
     writer.finalize()
     return prefix
+
+
+def synthetic_knowledge(indexed, vocab, every: int = 2):
+    """Spans over pairs of whole `##` words, one pair in every `every` words of each sentence: entities on even
+    pairs, phrases on odd ones (for corpora without a `_knowledge.npz`)."""
+    from ernie1.data.knowledge_spans import KnowledgeSpans
+    from ernie1.data.masking import unit_spans
+    from ernie1.text.knowledge import ENTITY, PHRASE
+
+    starts, ends, kinds, counts = [], [], [], []
+    for sentence in range(len(indexed)):
+        ids = np.concatenate([[vocab.cls_id], np.asarray(indexed[sentence], np.int64), [vocab.sep_id]])
+        unit_starts, unit_ends = unit_spans(ids, vocab, "word")
+        pairs = list(zip(unit_starts[:-1:every] - 1, unit_ends[1::every] - 1))
+        counts.append(len(pairs))
+        for k, (lo, hi) in enumerate(pairs):
+            starts.append(lo)
+            ends.append(hi)
+            kinds.append(ENTITY if k % 2 == 0 else PHRASE)
+    sent_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return KnowledgeSpans(sent_ptr, np.array(starts, np.int32), np.array(ends, np.int32), np.array(kinds, np.uint8))
+
+
+class FullDisk:
+    """`builtins.open` for files opened for writing under `directory`: writes fail with ENOSPC once `budget` bytes
+    went through, and so does the flush of a close after that, as on a real full disk (issue 8.10)."""
+
+    def __init__(self, directory: Path, budget: int):
+        import builtins
+
+        self.directory = str(directory)
+        self.budget = budget
+        self.written = 0
+        self.full = False
+        self._open = builtins.open
+
+    def open(self, file, mode="r", *args, **kwargs):
+        handle = self._open(file, mode, *args, **kwargs)
+        writing = any(flag in mode for flag in "wax+")
+        if writing and str(file).startswith(self.directory):
+            return _LimitedFile(handle, self)
+        return handle
+
+    def take(self, size: int) -> None:
+        import errno
+        import os
+
+        if self.full or self.written + size > self.budget:
+            self.full = True
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.written += size
+
+
+class _LimitedFile:
+    def __init__(self, handle, disk: FullDisk):
+        self._handle, self._disk = handle, disk
+
+    def write(self, data):
+        self._disk.take(len(data))
+        return self._handle.write(data)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def close(self):
+        full = self._disk.full and not self._handle.closed
+        self._handle.close()
+        if full:
+            import errno
+            import os
+
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __iter__(self):
+        return iter(self._handle)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -15,7 +16,9 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Seque
     try:
         return int(main(argv) or 0)
     except ToolkitError as error:
-        message = " ".join(str(error).split())
+        # A configuration error names fields; a plain argparse CLI spells a field's flag `--<field>`.
+        text = error.render(lambda field: f"--{field}") if isinstance(error, FieldError) else str(error)
+        message = " ".join(text.split())
         print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -39,3 +42,9 @@ class FieldError(ToolkitError):
         for name in self.fields:
             text = text.replace("{" + name + "}", flag_name(name))
         return text
+
+
+def ignore_interrupts() -> None:
+    """Pool-worker initializer: Ctrl-C reaches the whole process group, but only the parent should handle it (one
+    line, cleanup, exit 130, workers terminated); a worker that took it would print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -11,6 +11,9 @@ IDS_SUFFIX = "_ids.npy"
 IDX_SUFFIX = "_idx.npz"
 KNOWLEDGE_SUFFIX = "_knowledge.npz"
 JSONL_SUFFIX = ".jsonl"
+# Cached index maps beside the corpus: <prefix>_<split>_indexmap_..._<key>.npy (ernie1.data.builder.IndexMapSpec).
+INDEX_MAP_TAG = "_indexmap"
+INDEX_MAP_SUFFIX = ".npy"
 
 # Tokenizer files as paddlenlp saves them.
 VOCAB_FILE = "vocab.txt"

@@ -6,6 +6,9 @@ REFERENCE §3 (index-map cache) and §5 (prefixes, splits, blending). Entry poin
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import os
 import time
@@ -17,9 +20,11 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
+from ernie1.common.formats import IDS_SUFFIX, IDX_SUFFIX, INDEX_MAP_SUFFIX, INDEX_MAP_TAG
 from ernie1.data import index_helpers
 from ernie1.data.blending import BlendableDataset, samples_per_dataset
-from ernie1.data.indexed_dataset import IDS_SUFFIX, IDX_SUFFIX, MMapIndexedDataset
+from ernie1.data.indexed_dataset import MMapIndexedDataset
+from ernie1.data.knowledge_spans import load_knowledge_spans
 
 if TYPE_CHECKING:
     from ernie1.data.dataset_config import ErnieDatasetConfig
@@ -27,7 +32,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "valid", "test")
-DEFAULT_SPLIT = "949,50,1"
 # Room for [CLS] A [SEP] B [SEP] (REFERENCE §6).
 NUM_SPECIAL_TOKENS = 3
 # The original seeded sample k of every split with seed + k, so train, valid and test shared masks (REFERENCE
@@ -129,13 +133,14 @@ def get_train_valid_test_split_(splits_string: str, size: int) -> list[int]:
     return list(np.maximum.accumulate(np.maximum(shifted, 0)).tolist())
 
 
-def _short_seq_ratio(short_seq_prob: float) -> int:
-    return int(round(1.0 / short_seq_prob)) if short_seq_prob > 0 else 0
-
-
 @dataclass(frozen=True)
 class IndexMapSpec:
-    """Everything that determines one split's index map, and so its cache file name."""
+    """Everything that determines one split's index map, and so its cache file name.
+
+    `corpus_fingerprint` is `MMapIndexedDataset.fingerprint` (a hash of `lens` and `docs`): a corpus regenerated at
+    the same prefix gets a new cache, never the stale map of the old data (the original's name left the data out).
+    Masking settings are not part of it: the map only says which sentences form a sample.
+    """
 
     name: str
     max_seq_length: int
@@ -143,27 +148,30 @@ class IndexMapSpec:
     seed: int
     min_num_sent: int
     doc_range: tuple[int, int]
+    corpus_fingerprint: str
     num_epochs: Optional[int] = None
     max_num_samples: Optional[int] = None
-    name_doc_range: bool = False
+
+    def cache_key(self) -> str:
+        """16 hex digits of a hash of every field and of the index helper's version."""
+        fields = dataclasses.asdict(self)
+        fields["mapping_version"] = index_helpers.MAPPING_VERSION
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
     def filename(self, prefix: str) -> str:
-        """The original's `<prefix>_<name>_indexmap[_<E>ep][_<N>mns]_<L>msl_<ssp>ssp_<seed>s` plus our knobs."""
-        name = f"{prefix}_{self.name}_indexmap"
+        """`<prefix>_<name>_indexmap[_<E>ep][_<N>mns]_<L>msl_<ssp>ssp_<seed>s_<cache_key>.npy`.
+
+        The readable part is the original's name; the key covers what that name leaves out (the data, the split's
+        documents, the exact short_seq_prob, binary_head), so a cache is only ever found by the inputs it was built
+        from.
+        """
+        name = f"{prefix}_{self.name}{INDEX_MAP_TAG}"
         if self.num_epochs is not None and self.num_epochs != index_helpers.NUM_EPOCHS_SENTINEL:
             name += f"_{self.num_epochs}ep"
         if self.max_num_samples is not None and self.max_num_samples != index_helpers.MAX_NUM_SAMPLES_SENTINEL:
             name += f"_{self.max_num_samples}mns"
-        name += f"_{self.max_seq_length}msl_{self.short_seq_prob:0.2f}ssp_{self.seed}s"
-        # The original left these out of the name, so changing them silently reused a stale map. They are added
-        # only when they differ from what the original's name implies, so its existing caches are still reused.
-        if _short_seq_ratio(float(f"{self.short_seq_prob:0.2f}")) != _short_seq_ratio(self.short_seq_prob):
-            name += f"_{_short_seq_ratio(self.short_seq_prob)}ssr"
-        if self.min_num_sent != 2:
-            name += f"_{self.min_num_sent}minsent"
-        if self.name_doc_range:
-            name += f"_{self.doc_range[0]}-{self.doc_range[1]}docs"
-        return name + ".npy"
+        name += f"_{self.max_seq_length}msl_{self.short_seq_prob:0.2f}ssp_{self.seed}s_{self.cache_key()}"
+        return name + INDEX_MAP_SUFFIX
 
 
 def get_samples_mapping(
@@ -205,7 +213,7 @@ def get_samples_mapping(
         )
     elif not builds:
         _wait_for_file(path, wait_timeout_s)
-    return _load_index_map(path)
+    return _check_index_map(path, _load_index_map(path), indexed, spec)
 
 
 def _save_atomically(path: str, mapping: np.ndarray) -> None:
@@ -249,10 +257,41 @@ def _load_index_map(path: str) -> np.ndarray:
     return mapping
 
 
-def _load_knowledge(indexed: MMapIndexedDataset) -> Any:
-    from ernie1.text.knowledge import load_knowledge_spans
+# Rows of a found cache checked against the corpus: enough to catch a foreign or damaged file, cheap for any size.
+CHECKED_ROWS = 1 << 16
 
-    return load_knowledge_spans(indexed.prefix, indexed.sizes)
+
+def _check_index_map(path: str, mapping: np.ndarray, indexed: MMapIndexedDataset, spec: IndexMapSpec) -> np.ndarray:
+    """`mapping`, after checking that it fits `spec`: enough rows, each one within one document of the split."""
+    if spec.max_num_samples is not None and len(mapping) < spec.max_num_samples:
+        raise ToolkitError(
+            f"{path}: {len(mapping)} rows for {spec.max_num_samples} requested samples; delete it to rebuild"
+        )
+    picked = np.unique(np.linspace(0, len(mapping) - 1, min(len(mapping), CHECKED_ROWS)).astype(np.int64))
+    rows = np.asarray(mapping[picked], dtype=np.int64)
+    start_doc, end_doc = spec.doc_range
+    docs = indexed.doc_idx[start_doc : end_doc + 1]
+    first, last = rows[:, 0], rows[:, 1] - 1
+    owner = np.searchsorted(docs, first, side="right") - 1
+    bad = (first > last) | (first < docs[0]) | (rows[:, 1] > docs[-1])
+    bad |= owner != np.searchsorted(docs, last, side="right") - 1
+    if np.any(bad):
+        row = int(picked[np.argmax(bad)])
+        raise ToolkitError(
+            f"{path}: row {row} (sentences {int(mapping[row, 0])} to {int(mapping[row, 1])}) does not lie within one "
+            f"document of the {spec.name} split of {indexed.prefix}{IDX_SUFFIX}; delete it to rebuild"
+        )
+    return mapping
+
+
+def check_ids_fit_vocab(indexed: MMapIndexedDataset, vocab_size: int) -> None:
+    """Refuse, at start, a corpus holding ids the tokenizer cannot produce (it was encoded with another vocab)."""
+    if indexed.max_id >= vocab_size:
+        raise ToolkitError(
+            f"{indexed.prefix}{IDS_SUFFIX}: token id {indexed.max_id} is outside the tokenizer's vocabulary "
+            f"({vocab_size} ids with the ## extension): the corpus was encoded with another vocab; train with the "
+            "vocab that create_pretraining_data.py was given"
+        )
 
 
 @dataclass(frozen=True)
@@ -269,7 +308,9 @@ class _Ranks:
             logger.log(level, message, *args)
 
 
-def _split_spec(config: "ErnieDatasetConfig", name: str, doc_range: tuple[int, int], count: int) -> IndexMapSpec:
+def _split_spec(
+    config: "ErnieDatasetConfig", indexed: MMapIndexedDataset, name: str, doc_range: tuple[int, int], count: int
+) -> IndexMapSpec:
     return IndexMapSpec(
         name=name,
         max_seq_length=config.max_seq_length - NUM_SPECIAL_TOKENS,
@@ -277,8 +318,8 @@ def _split_spec(config: "ErnieDatasetConfig", name: str, doc_range: tuple[int, i
         seed=config.seed,
         min_num_sent=2 if config.binary_head else 1,
         doc_range=doc_range,
+        corpus_fingerprint=indexed.fingerprint,
         max_num_samples=count,
-        name_doc_range=_parse_split(config.split) != _parse_split(DEFAULT_SPLIT),
     )
 
 
@@ -288,15 +329,17 @@ def _prefix_datasets(
     from ernie1.data.dataset import ErnieDataset
 
     indexed = MMapIndexedDataset(prefix)
+    if any(int(n) > 0 for n in num_samples):
+        check_ids_fit_vocab(indexed, vocab_factory().size)
     num_docs = len(indexed.doc_idx) - 1
     boundaries = get_train_valid_test_split_(config.split, num_docs)
     wanted = config.needs_knowledge and any(int(n) > 0 for n in num_samples)
-    knowledge = _load_knowledge(indexed) if wanted else None
+    knowledge = load_knowledge_spans(indexed.prefix, indexed.sizes) if wanted else None
     datasets: list[Optional[Any]] = []
     for index, name in enumerate(SPLIT_NAMES):
         start, end = boundaries[index], boundaries[index + 1]
         count = int(num_samples[index])
-        spec = _split_spec(config, name, (start, end), count)
+        spec = _split_spec(config, indexed, name, (start, end), count)
         # An existing cache proves the split usable; otherwise every rank checks, so all fail fast alike.
         if count <= 0 or (
             not os.path.isfile(spec.filename(prefix))

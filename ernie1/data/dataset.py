@@ -19,10 +19,12 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
+from ernie1.common.formats import KNOWLEDGE_SUFFIX
 from ernie1.data.dataset_config import ErnieDatasetConfig
 from ernie1.data.indexed_dataset import MMapIndexedDataset
+from ernie1.data.knowledge_spans import KnowledgeSpans
 from ernie1.data.masking import MaskingVocab, create_masked_lm_predictions, ngram_cdf
-from ernie1.text.knowledge import ENTITY, PHRASE, KnowledgeSpans
+from ernie1.text.knowledge import ENTITY, PHRASE
 
 KNOWLEDGE_KIND = {"entity": ENTITY, "phrase": PHRASE}
 _MASK64 = (1 << 64) - 1
@@ -87,12 +89,12 @@ class ErnieDataset:
         if config.needs_knowledge and knowledge is None:
             raise ToolkitError(
                 f"--masking_level {config.masking_level}: phrase/entity masking needs knowledge spans "
-                f"({indexed.prefix}_knowledge.npz not found); re-run create_pretraining_data.py with "
+                f"({indexed.prefix}{KNOWLEDGE_SUFFIX} not found); re-run create_pretraining_data.py with "
                 "--knowledge_spans or use --masking_level word"
             )
         if config.needs_knowledge and len(knowledge) != len(indexed):
             raise ToolkitError(
-                f"{indexed.prefix}_knowledge.npz: spans for {len(knowledge)} sentences but the corpus has "
+                f"{indexed.prefix}{KNOWLEDGE_SUFFIX}: spans for {len(knowledge)} sentences but the corpus has "
                 f"{len(indexed)}; re-run create_pretraining_data.py --knowledge_spans"
             )
         self.name = name

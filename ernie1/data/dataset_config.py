@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Tuple
 
-from ernie1.common.errors import ToolkitError
+from ernie1.common.errors import FieldError
 
 MASKING_LEVELS = ("char", "word", "phrase", "entity")
 # Levels whose units come from the `<prefix>_knowledge.npz` span file.
@@ -16,8 +16,9 @@ def parse_masking_mix(spec: str) -> Tuple[Tuple[str, float], ...]:
     """Parse `word` or `word:0.6,phrase:0.2,entity:0.2` into ((level, normalised weight), ...); ToolkitError if bad."""
     text = str(spec).strip()
     if not text:
-        raise ToolkitError(
-            f"--masking_level is empty; use one of {', '.join(MASKING_LEVELS)} or a mix like word:0.8,phrase:0.2"
+        raise FieldError(
+            "masking_level",
+            f"{{masking_level}} is empty; use one of {', '.join(MASKING_LEVELS)} or a mix like word:0.8,phrase:0.2",
         )
     parts = [p.strip() for p in text.split(",") if p.strip()]
     levels: list[str] = []
@@ -29,24 +30,29 @@ def parse_masking_mix(spec: str) -> Tuple[Tuple[str, float], ...]:
             try:
                 weight = float(raw)
             except ValueError:
-                raise ToolkitError(
-                    f"--masking_level {spec!r}: weight {raw.strip()!r} of {name!r} is not a number"
+                raise FieldError(
+                    "masking_level", f"{{masking_level}} {spec!r}: weight {raw.strip()!r} of {name!r} is not a number"
                 ) from None
         else:
             name, weight = part, 1.0
         if name not in MASKING_LEVELS:
-            raise ToolkitError(
-                f"--masking_level {spec!r}: unknown level {name!r}; use one of {', '.join(MASKING_LEVELS)}"
+            raise FieldError(
+                "masking_level",
+                f"{{masking_level}} {spec!r}: unknown level {name!r}; use one of {', '.join(MASKING_LEVELS)}",
             )
         if name in levels:
-            raise ToolkitError(f"--masking_level {spec!r}: level {name!r} is given twice")
+            raise FieldError("masking_level", f"{{masking_level}} {spec!r}: level {name!r} is given twice")
         if not weight >= 0.0 or weight == float("inf"):
-            raise ToolkitError(f"--masking_level {spec!r}: weight of {name!r} must be a finite number >= 0")
+            raise FieldError(
+                "masking_level", f"{{masking_level}} {spec!r}: weight of {name!r} must be a finite number >= 0"
+            )
         levels.append(name)
         weights.append(weight)
     total = sum(weights)
     if total <= 0.0:
-        raise ToolkitError(f"--masking_level {spec!r}: the weights sum to 0; give at least one positive weight")
+        raise FieldError(
+            "masking_level", f"{{masking_level}} {spec!r}: the weights sum to 0; give at least one positive weight"
+        )
     return tuple((name, w / total) for name, w in zip(levels, weights) if w > 0.0)
 
 
@@ -56,9 +62,11 @@ def parse_split(spec: str) -> Tuple[float, float, float]:
     try:
         values = [float(p) for p in text.split(",") if p.strip()]
     except ValueError:
-        raise ToolkitError(f"--split {spec!r} is not a list of numbers like 949,50,1") from None
+        raise FieldError("split", f"{{split}} {spec!r} is not a list of numbers like 949,50,1") from None
     if not values or len(values) > 3 or any(not v >= 0.0 for v in values) or sum(values) <= 0.0:
-        raise ToolkitError(f"--split {spec!r} must be 1 to 3 non-negative numbers with a positive sum, like 949,50,1")
+        raise FieldError(
+            "split", f"{{split}} {spec!r} must be 1 to 3 non-negative numbers with a positive sum, like 949,50,1"
+        )
     values += [0.0] * (3 - len(values))
     total = sum(values)
     return tuple(v / total for v in values)  # type: ignore[return-value]
@@ -98,21 +106,25 @@ class ErnieDatasetConfig:
     def __post_init__(self) -> None:
         """Validate every field, raising ToolkitError naming the flag."""
         if not str(self.input_dir).strip():
-            raise ToolkitError("--input_dir is empty; pass a directory of *_idx.npz files or a dataset prefix")
+            raise FieldError(
+                "input_dir", "{input_dir} is empty; pass a directory of *_idx.npz files or a dataset prefix"
+            )
         parse_split(self.split)
         if int(self.max_seq_length) < 8:
-            raise ToolkitError(f"--max_seq_len must be >= 8, got {self.max_seq_length}")
+            raise FieldError("max_seq_len", f"{{max_seq_len}} must be >= 8, got {self.max_seq_length}")
         if not 0.0 <= float(self.masked_lm_prob) < 1.0:
-            raise ToolkitError(f"--masked_lm_prob must be in [0, 1), got {self.masked_lm_prob}")
+            raise FieldError("masked_lm_prob", f"{{masked_lm_prob}} must be in [0, 1), got {self.masked_lm_prob}")
         if not 0.0 <= float(self.short_seq_prob) <= 1.0:
-            raise ToolkitError(f"--short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
+            raise FieldError("short_seq_prob", f"{{short_seq_prob}} must be in [0, 1], got {self.short_seq_prob}")
         if int(self.max_ngrams) < 1:
-            raise ToolkitError(f"--max_ngrams must be >= 1, got {self.max_ngrams}")
+            raise FieldError("max_ngrams", f"{{max_ngrams}} must be >= 1, got {self.max_ngrams}")
         parse_masking_mix(self.masking_level)
         if int(self.seed) < 0:
-            raise ToolkitError(f"--seed must be >= 0, got {self.seed}")
+            raise FieldError("seed", f"{{seed}} must be >= 0, got {self.seed}")
         if not float(self.cache_wait_timeout_s) > 0.0:
-            raise ToolkitError(f"--cache_wait_timeout_s must be > 0, got {self.cache_wait_timeout_s}")
+            raise FieldError(
+                "cache_wait_timeout_s", f"{{cache_wait_timeout_s}} must be > 0, got {self.cache_wait_timeout_s}"
+            )
 
     @property
     def masking_mix(self) -> Tuple[Tuple[str, float], ...]:

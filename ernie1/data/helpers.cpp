@@ -223,6 +223,28 @@ void reserve_epochs(std::vector<Row>& rows, uint64_t rows_per_epoch, int32_t num
     }
 }
 
+// Whole epochs of `one_epoch()` (which appends one epoch's rows) until `max_num_samples` rows exist or
+// `num_epochs` ran. The original loops over epochs forever when the first one yields nothing (PaddleNLP #2555,
+// #3214): fail fast instead, and once the first epoch's size is known, reserve room for the rest.
+template <typename Row, typename OneEpoch>
+void run_epochs(std::vector<Row>& rows, int32_t num_epochs, uint64_t max_num_samples, int64_t min_num_sent,
+                int64_t num_docs, const DocumentCounts& counts, int32_t& epochs_done, OneEpoch&& one_epoch) {
+    epochs_done = 0;
+    for (int32_t epoch = 0; epoch < num_epochs; ++epoch) {
+        if (rows.size() >= max_num_samples) {
+            break;
+        }
+        one_epoch();
+        ++epochs_done;
+        if (epoch == 0) {
+            if (rows.empty()) {
+                throw_no_usable_document(min_num_sent, num_docs, counts);
+            }
+            reserve_epochs(rows, rows.size(), num_epochs, max_num_samples);
+        }
+    }
+}
+
 template <typename T>
 Rows<T, 3> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t* sizes, int32_t num_epochs,
                         uint64_t max_num_samples, int32_t max_seq_length, int32_t short_seq_ratio, int32_t seed,
@@ -233,11 +255,7 @@ Rows<T, 3> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t* si
     reserve_epochs(rows, static_cast<uint64_t>(counts.usable_tokens / max_seq_length) + usable.size(), 1,
                    max_num_samples);
     Mt19937 rand32(static_cast<uint32_t>(seed));
-    epochs_done = 0;
-    for (int32_t epoch = 0; epoch < num_epochs; ++epoch) {
-        if (rows.size() >= max_num_samples) {
-            break;
-        }
+    run_epochs(rows, num_epochs, max_num_samples, min_num_sent, num_docs, counts, epochs_done, [&] {
         for (const DocumentSpan& span : usable) {
             int64_t start = span.first_sentence;
             int64_t remaining = span.last_sentence - span.first_sentence;
@@ -257,15 +275,7 @@ Rows<T, 3> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t* si
                 }
             }
         }
-        ++epochs_done;
-        if (epoch == 0) {
-            // The original loops over epochs forever here (PaddleNLP #2555, #3214): fail fast instead.
-            if (rows.empty()) {
-                throw_no_usable_document(min_num_sent, num_docs, counts);
-            }
-            reserve_epochs(rows, rows.size(), num_epochs, max_num_samples);
-        }
-    }
+    });
     shuffle_rows<T, 3>(rows, seed);
     return rows;
 }
@@ -280,11 +290,7 @@ Rows<T, 4> blocks_rows(const int64_t* docs, int64_t num_docs, const int32_t* siz
     Rows<T, 4> rows;
     reserve_epochs(rows, static_cast<uint64_t>(counts.usable_tokens / max_seq_length) + usable.size(), 1,
                    max_num_samples);
-    epochs_done = 0;
-    for (int32_t epoch = 0; epoch < num_epochs; ++epoch) {
-        if (rows.size() >= max_num_samples) {
-            break;
-        }
+    run_epochs(rows, num_epochs, max_num_samples, min_num_sent, num_docs, counts, epochs_done, [&] {
         int64_t block_id = 0;  // unique within an epoch
         for (const DocumentSpan& span : usable) {
             const int64_t target = static_cast<int64_t>(max_seq_length) - titles_sizes[span.doc];
@@ -306,14 +312,7 @@ Rows<T, 4> blocks_rows(const int64_t* docs, int64_t num_docs, const int32_t* siz
                 }
             }
         }
-        ++epochs_done;
-        if (epoch == 0) {
-            if (rows.empty()) {
-                throw_no_usable_document(min_num_sent, num_docs, counts);
-            }
-            reserve_epochs(rows, rows.size(), num_epochs, max_num_samples);
-        }
-    }
+    });
     shuffle_rows<T, 4>(rows, seed);
     return rows;
 }
@@ -338,6 +337,28 @@ void print_summary(const char* what, int64_t num_docs, const DocumentCounts& cou
               " tokens)");
 }
 
+// Rows built by `build(T{}, counts, epochs)` without the GIL, in uint32 or (past 2**32 sentences) uint64, as numpy.
+template <std::size_t W, typename Build>
+py::array rows_of_width(const char* what, bool wide, bool verbose, int64_t num_docs, Build&& build) {
+    DocumentCounts counts;
+    int32_t epochs = 0;
+    Rows<uint32_t, W> narrow_rows;
+    Rows<uint64_t, W> wide_rows;
+    {
+        py::gil_scoped_release release;
+        if (wide) {
+            wide_rows = build(uint64_t{}, counts, epochs);
+        } else {
+            narrow_rows = build(uint32_t{}, counts, epochs);
+        }
+    }
+    if (verbose) {
+        const auto rows = static_cast<int64_t>(wide ? wide_rows.size() : narrow_rows.size());
+        print_summary(what, num_docs, counts, epochs, rows);
+    }
+    return wide ? rows_to_numpy<uint64_t, W>(std::move(wide_rows)) : rows_to_numpy<uint32_t, W>(std::move(narrow_rows));
+}
+
 py::array build_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& sizes_, int32_t num_epochs,
                         uint64_t max_num_samples, int32_t max_seq_length, double short_seq_prob, int32_t seed,
                         bool verbose, int32_t min_num_sent) {
@@ -355,26 +376,13 @@ py::array build_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& s
     const int64_t num_docs = docs_.shape(0) - 1;
     const int64_t num_sentences = sizes_.shape(0);
     const bool wide = static_cast<uint64_t>(num_sentences) > std::numeric_limits<uint32_t>::max();
-    DocumentCounts counts;
-    int32_t epochs = 0;
-    Rows<uint32_t, 3> narrow_rows;
-    Rows<uint64_t, 3> wide_rows;
-    {
-        py::gil_scoped_release release;
-        check_documents(docs, num_docs, num_sentences);
-        if (wide) {
-            wide_rows = mapping_rows<uint64_t>(docs, num_docs, sizes, num_epochs, max_num_samples, max_seq_length,
-                                               short_seq_ratio, seed, min_num_sent, counts, epochs);
-        } else {
-            narrow_rows = mapping_rows<uint32_t>(docs, num_docs, sizes, num_epochs, max_num_samples,
-                                                 max_seq_length, short_seq_ratio, seed, min_num_sent, counts, epochs);
-        }
-    }
-    if (verbose) {
-        const auto rows = static_cast<int64_t>(wide ? wide_rows.size() : narrow_rows.size());
-        print_summary("build_mapping", num_docs, counts, epochs, rows);
-    }
-    return wide ? rows_to_numpy<uint64_t, 3>(std::move(wide_rows)) : rows_to_numpy<uint32_t, 3>(std::move(narrow_rows));
+    return rows_of_width<3>("build_mapping", wide, verbose, num_docs,
+                            [&](auto zero, DocumentCounts& counts, int32_t& epochs) {
+                                check_documents(docs, num_docs, num_sentences);
+                                return mapping_rows<decltype(zero)>(docs, num_docs, sizes, num_epochs,
+                                                                    max_num_samples, max_seq_length, short_seq_ratio,
+                                                                    seed, min_num_sent, counts, epochs);
+                            });
 }
 
 py::array build_blocks_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& sizes_,
@@ -394,26 +402,13 @@ py::array build_blocks_mapping(const InArray<int64_t>& docs_, const InArray<int3
     const int32_t* titles_sizes = titles_sizes_.data();
     const int64_t num_sentences = sizes_.shape(0);
     const bool wide = static_cast<uint64_t>(num_sentences) > std::numeric_limits<uint32_t>::max();
-    DocumentCounts counts;
-    int32_t epochs = 0;
-    Rows<uint32_t, 4> narrow_rows;
-    Rows<uint64_t, 4> wide_rows;
-    {
-        py::gil_scoped_release release;
-        check_documents(docs, num_docs, num_sentences);
-        if (wide) {
-            wide_rows = blocks_rows<uint64_t>(docs, num_docs, sizes, titles_sizes, num_epochs, max_num_samples,
-                                              max_seq_length, seed, use_one_sent_blocks, counts, epochs);
-        } else {
-            narrow_rows = blocks_rows<uint32_t>(docs, num_docs, sizes, titles_sizes, num_epochs, max_num_samples,
-                                                max_seq_length, seed, use_one_sent_blocks, counts, epochs);
-        }
-    }
-    if (verbose) {
-        const auto rows = static_cast<int64_t>(wide ? wide_rows.size() : narrow_rows.size());
-        print_summary("build_blocks_mapping", num_docs, counts, epochs, rows);
-    }
-    return wide ? rows_to_numpy<uint64_t, 4>(std::move(wide_rows)) : rows_to_numpy<uint32_t, 4>(std::move(narrow_rows));
+    return rows_of_width<4>("build_blocks_mapping", wide, verbose, num_docs,
+                            [&](auto zero, DocumentCounts& counts, int32_t& epochs) {
+                                check_documents(docs, num_docs, num_sentences);
+                                return blocks_rows<decltype(zero)>(docs, num_docs, sizes, titles_sizes, num_epochs,
+                                                                   max_num_samples, max_seq_length, seed,
+                                                                   use_one_sent_blocks, counts, epochs);
+                            });
 }
 
 // Slot s goes to the dataset furthest behind its share, weights[d] * max(s, 1) - used[d]; ties to the lowest d.

@@ -18,6 +18,9 @@ from ernie1.common.errors import ToolkitError
 NUM_EPOCHS_SENTINEL = np.iinfo(np.int32).max - 1
 MAX_NUM_SAMPLES_SENTINEL = np.iinfo(np.int64).max - 1
 LONG_SENTENCE_LEN = 512
+# Part of every index-map cache key: bump it whenever build_mapping (helpers.cpp) gives different rows for the same
+# inputs, so caches built by the old code are not reused.
+MAPPING_VERSION = 1
 MAX_SEED = np.iinfo(np.int32).max - 1
 
 

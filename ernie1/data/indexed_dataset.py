@@ -6,16 +6,63 @@ Format (compatible with the original loader): `lens` int32 [num_sentences] token
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import zipfile
+import zlib
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import BinaryIO, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
+from ernie1.common.files import ScratchFiles, make_output_dir, write_errors_as
+from ernie1.common.formats import IDS_SUFFIX, IDX_SUFFIX
 
-IDS_SUFFIX = "_ids.npy"
-IDX_SUFFIX = "_idx.npz"
+INDEX_ARRAYS = ("lens", "docs")
+# Optional third array of `_idx.npz` (ours; the original's reader ignores it): the largest id in `_ids.npy`, so a
+# vocab check at training start needs no scan of the ids. Files without it are scanned instead.
+MAX_ID_ARRAY = "max_id"
+# What np.load raises on a damaged .npz: a truncated zip (BadZipFile), a bad member (ValueError, EOFError, zlib).
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def load_npz_arrays(path: Path, names: Sequence[str], optional: Sequence[str] = ()) -> Dict[str, np.ndarray]:
+    """The arrays `names` (and those of `optional` present) of the .npz file `path`, read into memory; a one-line
+    ToolkitError naming the file if it is missing an array, truncated or otherwise unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [name for name in names if name not in data.files]
+            if missing:
+                raise ToolkitError(f"{path}: missing arrays {', '.join(missing)} (expected {', '.join(names)})")
+            wanted = [*names, *(name for name in optional if name in data.files)]
+            return {name: np.asarray(data[name]) for name in wanted}
+    except _NPZ_ERRORS as error:
+        raise ToolkitError(f"{path}: not a readable .npz file ({error}); re-run create_pretraining_data.py") from None
+
+
+# A fixed member timestamp (zip's earliest) makes equal arrays give equal files, whenever they are written.
+_NPZ_MEMBER_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def save_npz(handle: BinaryIO, arrays: Dict[str, np.ndarray]) -> None:
+    """Write `arrays` in np.savez's format (uncompressed .npy members) to the open binary `handle`.
+
+    Unlike np.savez, the zip is closed on every path: after a failed write (a full disk) np.savez leaves it open,
+    and its destructor later writes to the closed file and prints a traceback.
+    """
+    archive = zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    try:
+        for name, array in arrays.items():
+            member = zipfile.ZipInfo(name + ".npy", date_time=_NPZ_MEMBER_TIME)
+            with archive.open(member, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(array), allow_pickle=False)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            archive.close()
+        raise
+    archive.close()
 
 
 def ids_dtype_for_vocab(extended_vocab_size: int) -> np.dtype:
@@ -35,19 +82,16 @@ class MMapIndexedDataset:
         for path in (idx_path, ids_path):
             if not path.is_file():
                 raise ToolkitError(f"{path}: data file not found (expected {ids_path.name} and {idx_path.name})")
-        try:
-            with np.load(idx_path) as index:
-                self._sizes = np.asarray(index["lens"], dtype=np.int32)
-                self._doc_idx = np.asarray(index["docs"], dtype=np.int64)
-        except KeyError as missing:
-            raise ToolkitError(f"{idx_path}: missing array {missing} (expected 'lens' and 'docs')") from None
-        except (OSError, ValueError) as error:
-            raise ToolkitError(f"{idx_path}: not a readable .npz index ({error})") from None
+        index = load_npz_arrays(idx_path, INDEX_ARRAYS, optional=(MAX_ID_ARRAY,))
+        self._sizes = np.asarray(index["lens"], dtype=np.int32)
+        self._doc_idx = np.asarray(index["docs"], dtype=np.int64)
+        self._max_id = int(index[MAX_ID_ARRAY]) if MAX_ID_ARRAY in index else None
         try:
             self._ids = np.load(ids_path, mmap_mode="r")
         except (OSError, ValueError) as error:
             raise ToolkitError(f"{ids_path}: not a readable .npy array ({error})") from None
         self.prefix = prefix
+        self._fingerprint: Optional[str] = None
         self._validate(ids_path, idx_path)
         self._pointers = np.zeros(len(self._sizes) + 1, dtype=np.int64)
         np.cumsum(self._sizes, out=self._pointers[1:])
@@ -91,6 +135,24 @@ class MMapIndexedDataset:
         return self._ids
 
     @property
+    def max_id(self) -> int:
+        """The largest token id of the corpus: stored in `_idx.npz` by our writer, else one scan of the ids."""
+        if self._max_id is None:
+            self._max_id = int(np.max(self._ids)) if len(self._ids) else -1
+        return self._max_id
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of `lens` and `docs` (hex): what the index maps of this corpus depend on (cached per instance)."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for array in (np.ascontiguousarray(self._sizes, np.int32), np.ascontiguousarray(self._doc_idx, np.int64)):
+                digest.update(np.int64(len(array)).tobytes())
+                digest.update(memoryview(array))
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    @property
     def pointers(self) -> np.ndarray:
         """int64 token offset of each sentence, with a trailing total."""
         return self._pointers
@@ -103,27 +165,24 @@ class IndexedDatasetWriter:
         self.prefix = prefix
         self.dtype = np.dtype(dtype)
         self._ids_path, self._idx_path = data_paths(prefix)
-        directory = self._ids_path.parent
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ToolkitError(f"--output_prefix {prefix}: cannot create {directory} ({error.strerror})") from None
-        if not os.access(directory, os.W_OK):
-            raise ToolkitError(f"--output_prefix {prefix}: directory {directory} is not writable")
+        self._label = f"--output_prefix {prefix}"
+        make_output_dir(self._ids_path.parent, self._label)
         # Ids, sentence lengths and document ends all stream to scratch files, so memory stays flat with corpus size.
-        self._raw_path = self._ids_path.with_name(self._ids_path.name + ".tmp-raw")
-        self._lens_path = self._ids_path.with_name(self._ids_path.name + ".tmp-lens")
-        self._docs_path = self._ids_path.with_name(self._ids_path.name + ".tmp-docs")
-        self._raw = open(self._raw_path, "wb")
-        self._lens = open(self._lens_path, "wb")
-        self._docs = open(self._docs_path, "wb")
-        self._docs.write(np.int64(0).tobytes())
+        with write_errors_as(self._label):
+            self._scratch = ScratchFiles(self._ids_path, streams=("raw", "lens", "docs"), temporaries=("ids", "idx"))
+            self._raw, self._lens, self._docs = (self._scratch.streams[name] for name in ("raw", "lens", "docs"))
+            self._docs.write(np.int64(0).tobytes())
         self.num_tokens = 0
         self.num_sentences = 0
         self.num_documents = 0
+        self.max_id = -1
 
     def add_document(self, sentences: Iterable[Sequence[int]]) -> None:
         """Append one document (a list of sentences of ids); empty sentences and empty documents are dropped."""
+        with write_errors_as(self._label):
+            self._add_document(sentences)
+
+    def _add_document(self, sentences: Iterable[Sequence[int]]) -> None:
         lengths = []
         for sentence in sentences:
             if len(sentence) == 0:
@@ -131,6 +190,7 @@ class IndexedDatasetWriter:
             array = np.asarray(sentence, dtype=self.dtype)
             self._raw.write(array.tobytes())
             lengths.append(len(array))
+            self.max_id = max(self.max_id, int(array.max()))
         if lengths:
             self._lens.write(np.asarray(lengths, dtype=np.int32).tobytes())
             self.num_tokens += sum(lengths)
@@ -139,36 +199,33 @@ class IndexedDatasetWriter:
             self._docs.write(np.int64(self.num_sentences).tobytes())
 
     def finalize(self) -> None:
-        """Write `_ids.npy` (header + streamed ids, no second copy in memory) and `_idx.npz`, each via a rename."""
-        self._close_scratch()
-        ids_tmp = self._ids_path.with_name(self._ids_path.name + ".tmp")
+        """Write `_ids.npy` (header + streamed ids, no second copy in memory) and `_idx.npz`, each via a rename.
+
+        On a write error (e.g. a full disk) a one-line ToolkitError; call `abort()` then to remove the scratch files.
+        """
+        with write_errors_as(self._label):
+            self._finalize()
+
+    def _finalize(self) -> None:
+        self._scratch.close()
+        paths = self._scratch.paths
         header = {
             "descr": np.lib.format.dtype_to_descr(self.dtype),
             "fortran_order": False,
             "shape": (self.num_tokens,),
         }
-        with open(ids_tmp, "wb") as out, open(self._raw_path, "rb") as raw:
+        with open(paths["ids"], "wb") as out, open(paths["raw"], "rb") as raw:
             np.lib.format.write_array_header_1_0(out, header)
             while chunk := raw.read(1 << 24):
                 out.write(chunk)
-        idx_tmp = self._idx_path.with_name(self._idx_path.name + ".tmp.npz")
-        lens = np.fromfile(self._lens_path, dtype=np.int32)
-        docs = np.fromfile(self._docs_path, dtype=np.int64)
-        np.savez(idx_tmp, lens=lens, docs=docs)
-        os.replace(ids_tmp, self._ids_path)
-        os.replace(idx_tmp, self._idx_path)
-        self._remove_scratch()
+        lens = np.fromfile(paths["lens"], dtype=np.int32)
+        docs = np.fromfile(paths["docs"], dtype=np.int64)
+        with open(paths["idx"], "wb") as out:
+            save_npz(out, {"lens": lens, "docs": docs, MAX_ID_ARRAY: np.int64(self.max_id)})
+        os.replace(paths["ids"], self._ids_path)
+        os.replace(paths["idx"], self._idx_path)
+        self._scratch.discard()
 
     def abort(self) -> None:
-        """Drop everything written so far; no output file is left behind."""
-        self._close_scratch()
-        self._remove_scratch()
-
-    def _close_scratch(self) -> None:
-        for handle in (self._raw, self._lens, self._docs):
-            handle.close()
-
-    def _remove_scratch(self) -> None:
-        for path in (self._raw_path, self._lens_path, self._docs_path):
-            if path.exists():
-                os.remove(path)
+        """Drop everything written so far; no output or scratch file is left behind, and this never raises."""
+        self._scratch.discard()

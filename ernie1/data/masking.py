@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
+from ernie1.text.cjk import cjk_extension_tokens, is_cjk_char
+from ernie1.text.tokenizer import read_vocab_file
 
-CJK_FIRST, CJK_LAST = 0x4E00, 0x9FA5
 MASK_PROB, KEEP_PROB = 0.8, 0.1  # the rest (0.1) is replaced by a random base-vocab token
 _BRACKETED = re.compile(r"^\[[^\]]*\]$")  # [PAD], [unused1], <...> style reserved entries are never replacements
-
-
-def _is_cjk(char: str) -> bool:
-    return len(char) == 1 and CJK_FIRST <= ord(char) <= CJK_LAST
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,7 +96,7 @@ class MaskingVocab:
         restore[base:] = ids["unk"]
         for i in is_continuation.nonzero()[0]:
             plain = tokens[i][2:]
-            if _is_cjk(plain):
+            if is_cjk_char(plain):
                 restore[i] = index.get(plain, ids["unk"])
         replacement = np.asarray(
             [
@@ -147,11 +145,13 @@ class MaskingVocab:
         )
 
     @classmethod
-    def from_vocab_file(cls, path: str) -> "MaskingVocab":
-        """Build from a vocab.txt (one token per line) plus the `##<CJK>` extension the preprocessing adds."""
-        with open(path, encoding="utf-8") as handle:
-            tokens = [line.rstrip("\n") for line in handle]
-        return cls.from_tokens(extend_tokens(tokens), len(tokens))
+    def from_vocab_file(cls, path: str, flag: Optional[str] = None) -> "MaskingVocab":
+        """Build from a vocab.txt (one token per line) plus the `##<CJK>` extension the preprocessing adds.
+
+        `flag`, when given, starts the error messages (the CLI flag that named the file).
+        """
+        tokens = read_vocab_file(Path(path), flag)
+        return cls.from_tokens(tokens + cjk_extension_tokens(tokens), len(tokens))
 
     def restore(self, ids: np.ndarray) -> np.ndarray:
         """`##<CJK>` ids -> plain char ids (int64); ToolkitError when an id lies outside the vocabulary."""
@@ -167,13 +167,6 @@ class MaskingVocab:
     def decode(self, ids: Sequence[int]) -> list:
         """Token strings of `ids`."""
         return [self.tokens[int(i)] if 0 <= int(i) < self.size else f"<{int(i)}>" for i in ids]
-
-
-def extend_tokens(tokens: Sequence[str]) -> list:
-    """`tokens` plus `##<c>` for every single CJK token lacking one, in id order (same rule as extend_chinese_char)."""
-    present = set(tokens)
-    added = [f"##{t}" for t in tokens if _is_cjk(t) and f"##{t}" not in present]
-    return list(tokens) + added
 
 
 def ngram_cdf(max_ngrams: int, favor_longer_ngram: bool = False) -> np.ndarray:

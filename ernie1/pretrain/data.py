@@ -17,7 +17,6 @@ logger = logging.getLogger(__name__)
 
 
 # The text layer's name for the tokenizer source in its errors (data_tools' --model_name).
-_TEXT_LAYER_TOKENIZER_FIELD = "model_name"
 
 
 def load_pretraining_tokenizer(source: str, extend: bool = True, field: str = "tokenizer_name_or_path") -> Any:
@@ -27,16 +26,14 @@ def load_pretraining_tokenizer(source: str, extend: bool = True, field: str = "t
     """
     from ernie1.text.tokenizer import extend_chinese_char, load_tokenizer
 
+    placeholder = "{" + field + "}"
     try:
-        tokenizer = load_tokenizer(source)
-    except FieldError as error:
-        raise FieldError(field, error.template.replace("{" + error.field + "}", "{" + field + "}")) from None
+        # The text layer starts its messages with the name it is given: a placeholder the CLI renders as its flag.
+        tokenizer = load_tokenizer(source, flag=placeholder)
+    except FieldError:
+        raise
     except ToolkitError as error:
-        # The text layer's plain errors start with its own flag and the source; the reason follows.
-        prefix = f"--{_TEXT_LAYER_TOKENIZER_FIELD} {source}: "
-        text = str(error)
-        reason = text[len(prefix) :] if text.startswith(prefix) else text
-        raise FieldError(field, f"{{{field}}} {source}: {reason}") from None
+        raise FieldError(field, str(error)) from None
     if extend:
         extend_chinese_char(tokenizer)
     return tokenizer

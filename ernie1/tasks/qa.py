@@ -19,6 +19,7 @@ import numpy as np
 from ernie1.common.errors import ToolkitError
 from ernie1.tasks.files import read_task_file
 from ernie1.tasks.spec import EvalSet, Outputs, Split, TaskSettings, TaskSpec
+from ernie1.text.cjk import is_tokenizer_cjk_char
 
 logger = logging.getLogger(__name__)
 Offset = Optional[Tuple[int, int]]
@@ -161,18 +162,6 @@ def examples_from_records(records: Iterable[Dict[str, Any]]) -> List[QaExample]:
 # Tokenisation with offsets and windows
 
 
-# TODO(text layer): use the one CJK rule, `from ernie1.text.cjk import is_cjk_char`, once it lands.
-def _is_cjk(char: str) -> bool:
-    code = ord(char)
-    return (
-        0x4E00 <= code <= 0x9FFF
-        or 0x3400 <= code <= 0x4DBF
-        or 0x20000 <= code <= 0x2A6DF
-        or 0xF900 <= code <= 0xFAFF
-        or 0x2F800 <= code <= 0x2FA1F
-    )
-
-
 def _is_punctuation(char: str) -> bool:
     return char in string.punctuation or unicodedata.category(char).startswith("P")
 
@@ -182,7 +171,7 @@ def split_units(text: str) -> List[Tuple[int, int]]:
     units: List[Tuple[int, int]] = []
     start = None
     for index, char in enumerate(text):
-        if char.isspace() or _is_cjk(char) or _is_punctuation(char):
+        if char.isspace() or is_tokenizer_cjk_char(char) or _is_punctuation(char):
             if start is not None:
                 units.append((start, index))
                 start = None

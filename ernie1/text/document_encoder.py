@@ -12,8 +12,8 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
-from ernie1.text.documents import RawLine, parse_json_text
 from ernie1.text.encoder import build_sentence_encoder
+from ernie1.text.jsonl_corpus import RawLine, parse_json_text
 from ernie1.text.knowledge import EntityDictionary, char_spans_to_token_spans, find_char_spans
 from ernie1.text.segmentation import get_word_segmenter
 
@@ -167,7 +167,8 @@ def init_worker(config: EncodeConfig, encoder: Optional[DocumentEncoder] = None)
 
 
 def encode_batch(lines: Sequence[RawLine]) -> BatchResult:
-    """Encode a batch of raw JSON lines in order; unusable lines come back as (file index, line number, reason)."""
+    """Encode a batch of raw JSON lines in order; unusable lines, and documents that are empty once cleaned, come back
+    as (file index, line number, reason)."""
     assert _WORKER is not None, "init_worker() must run first"
     results: BatchResult = []
     texts: List[str] = []
@@ -178,8 +179,9 @@ def encode_batch(lines: Sequence[RawLine]) -> BatchResult:
             results.append((file_index, line_number, reason))
         else:
             text_slots.append(len(results))
-            results.append(None)  # filled below, keeping input order
+            results.append((file_index, line_number, "no_content"))  # replaced below unless the document is empty
             texts.append(text)
     for slot, document in zip(text_slots, _WORKER.encode_documents(texts)):
-        results[slot] = document
+        if document.sentences:
+            results[slot] = document
     return results

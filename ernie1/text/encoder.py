@@ -30,7 +30,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ernie1.text.wwm import DEFAULT_MAX_WORD_LEN, is_cjk_token, mark_whole_words
+from ernie1.text.cjk import cjk_codepoint_mask, has_cjk_char
+from ernie1.text.wwm import DEFAULT_MAX_WORD_LEN, mark_whole_words
 
 # Codepoints at or above this are never SEP or ISO (CJK extension G+, tags, variation selectors, private use):
 # checked by test_codepoints_beyond_the_table_are_never_boundaries.
@@ -117,7 +118,7 @@ class _TokenTable:
         ("offsets", np.int64),  # index within the run of the token's first character (0 for ISO rows)
         ("hashes", np.uint64),  # _string_hash of the token string
         ("lengths", np.int64),  # characters in the token string
-        ("cjk", bool),  # the token has a U+4E00..U+9FA5 character
+        ("cjk", bool),  # has_cjk_char(token)
     )
 
     def __init__(self, fixed: Dict[str, list]) -> None:
@@ -326,7 +327,7 @@ class FastSentenceEncoder:
                 "offsets": np.zeros(len(chars), np.int64),
                 "hashes": np.where(in_vocab, chars.astype(np.uint64), np.uint64(_string_hash(unk_token))),
                 "lengths": np.where(in_vocab, 1, len(unk_token)),
-                "cjk": np.where(in_vocab, (chars >= 0x4E00) & (chars <= 0x9FA5), is_cjk_token(unk_token)),
+                "cjk": np.where(in_vocab, cjk_codepoint_mask(chars), has_cjk_char(unk_token)),
             }
         )
 
@@ -369,7 +370,7 @@ class FastSentenceEncoder:
             "offsets": offsets,
             "hashes": [_string_hash(t) for t in tokens],
             "lengths": [len(t) for t in tokens],
-            "cjk": [is_cjk_token(t) for t in tokens],
+            "cjk": [has_cjk_char(t) for t in tokens],
         }
         return self._tokens.add(run, values)
 

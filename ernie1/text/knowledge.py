@@ -10,23 +10,19 @@ Phrases: a maximal run of consecutive words tagged numeral / measure word / adje
 common noun that ends in a common noun, trimmed to its last 4 words, with at least 2 words (`三个/m 新/a 政策/n`).
 A phrase identical to an entity span is dropped.
 
-Stored as `<prefix>_knowledge.npz` beside `<prefix>_ids.npy`: `sent_ptr` int64 [num_sentences+1] (cumulative span
-count), `starts` int32 and `ends` int32 (token offsets within the sentence, end exclusive), `kinds` uint8
-(1 entity, 2 phrase). Spans of a sentence are sorted by (start, end).
+Detection only: the spans are stored as `<prefix>_knowledge.npz` by `ernie1.data.knowledge_spans`, with the kind
+codes below (ENTITY, PHRASE).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ernie1.common.errors import ToolkitError
 
-KNOWLEDGE_SUFFIX = "_knowledge.npz"
+# Kind codes, as stored in `<prefix>_knowledge.npz`.
 ENTITY, PHRASE = 1, 2
 MAX_PHRASE_WORDS = 4
 MIN_ENTITY_CHARS = 2
@@ -178,131 +174,3 @@ def char_spans_to_token_spans(
             ends.append(end)
             kinds.append(kind)
     return np.asarray(starts, np.int32), np.asarray(ends, np.int32), np.asarray(kinds, np.uint8)
-
-
-def knowledge_path(prefix: str) -> Path:
-    return Path(prefix + KNOWLEDGE_SUFFIX)
-
-
-class KnowledgeSpansWriter:
-    """Streams spans one sentence at a time to scratch files; `finalize()` writes the .npz via an atomic rename."""
-
-    def __init__(self, prefix: str):
-        self._path = knowledge_path(prefix)
-        self._scratch = [self._path.with_name(self._path.name + f".tmp-{name}") for name in ("counts", "spans")]
-        self._counts = open(self._scratch[0], "wb")
-        self._spans = open(self._scratch[1], "wb")
-        self.num_sentences = 0
-        self.num_spans = 0
-
-    def add_sentence(self, starts: np.ndarray, ends: np.ndarray, kinds: np.ndarray) -> None:
-        """Append the spans of the next stored sentence (arrays of equal length, possibly empty)."""
-        rows = np.stack([np.asarray(starts, np.int32), np.asarray(ends, np.int32), np.asarray(kinds, np.int32)], 1)
-        self._counts.write(np.int64(len(rows)).tobytes())
-        self._spans.write(rows.astype(np.int32).tobytes())
-        self.num_sentences += 1
-        self.num_spans += len(rows)
-
-    def finalize(self) -> None:
-        """Write `<prefix>_knowledge.npz`."""
-        self._close()
-        counts = np.fromfile(self._scratch[0], dtype=np.int64)
-        rows = np.fromfile(self._scratch[1], dtype=np.int32).reshape(-1, 3)
-        sent_ptr = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=sent_ptr[1:])
-        tmp = self._path.with_name(self._path.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                sent_ptr=sent_ptr,
-                starts=rows[:, 0].astype(np.int32),
-                ends=rows[:, 1].astype(np.int32),
-                kinds=rows[:, 2].astype(np.uint8),
-            )
-        os.replace(tmp, self._path)
-        self._remove_scratch()
-
-    def abort(self) -> None:
-        """Drop everything written so far."""
-        self._close()
-        self._remove_scratch()
-
-    def _close(self) -> None:
-        self._counts.close()
-        self._spans.close()
-
-    def _remove_scratch(self) -> None:
-        for path in self._scratch:
-            if path.exists():
-                os.remove(path)
-
-
-@dataclass(frozen=True)
-class KnowledgeSpans:
-    """Knowledge spans of every sentence of one prefix (see the module docstring for the arrays)."""
-
-    sent_ptr: np.ndarray
-    starts: np.ndarray
-    ends: np.ndarray
-    kinds: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.sent_ptr) - 1
-
-    def spans_of_sentence(self, sentence: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(starts, ends, kinds) of sentence `sentence`, token offsets within that sentence."""
-        begin, end = self.sent_ptr[sentence], self.sent_ptr[sentence + 1]
-        return self.starts[begin:end], self.ends[begin:end], self.kinds[begin:end]
-
-
-def load_knowledge_spans(prefix: str, sentence_lengths: Optional[np.ndarray] = None) -> Optional[KnowledgeSpans]:
-    """Spans of `prefix`, or None when `<prefix>_knowledge.npz` does not exist.
-
-    Validated against `sentence_lengths` (the indexed dataset's `sizes`; read from `<prefix>_idx.npz` when omitted
-    and that file exists): a different sentence count or a span past its sentence's end raises ToolkitError.
-    """
-    path = knowledge_path(prefix)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as data:
-            missing = [name for name in ("sent_ptr", "starts", "ends", "kinds") if name not in data.files]
-            if missing:
-                raise ToolkitError(
-                    f"{path}: missing arrays {', '.join(missing)} (expected sent_ptr, starts, ends, kinds)"
-                )
-            spans = KnowledgeSpans(
-                sent_ptr=np.asarray(data["sent_ptr"], np.int64),
-                starts=np.asarray(data["starts"], np.int32),
-                ends=np.asarray(data["ends"], np.int32),
-                kinds=np.asarray(data["kinds"], np.uint8),
-            )
-    except (OSError, ValueError) as error:
-        raise ToolkitError(f"{path}: not a readable .npz file ({error})") from None
-    if sentence_lengths is None:
-        idx_path = Path(prefix + "_idx.npz")
-        if idx_path.is_file():
-            with np.load(idx_path) as index:
-                sentence_lengths = np.asarray(index["lens"])
-    _validate(path, spans, sentence_lengths)
-    return spans
-
-
-def _validate(path: Path, spans: KnowledgeSpans, sentence_lengths: Optional[np.ndarray]) -> None:
-    ptr, total = spans.sent_ptr, len(spans.starts)
-    if len(ptr) == 0 or ptr[0] != 0 or ptr[-1] != total or np.any(np.diff(ptr) < 0):
-        raise ToolkitError(f"{path}: 'sent_ptr' must rise from 0 to the span count {total}; the file is corrupt")
-    if not len(spans.ends) == len(spans.kinds) == total:
-        raise ToolkitError(f"{path}: 'starts', 'ends' and 'kinds' differ in length; the file is corrupt")
-    if np.any(spans.starts < 0) or np.any(spans.ends <= spans.starts):
-        raise ToolkitError(f"{path}: a span has start < 0 or end <= start; the file is corrupt")
-    if sentence_lengths is None:
-        return
-    if len(sentence_lengths) != len(spans):
-        raise ToolkitError(
-            f"{path}: spans for {len(spans)} sentences but the indexed dataset has {len(sentence_lengths)}; "
-            "the files do not belong together (re-run create_pretraining_data.py --knowledge_spans)"
-        )
-    limits = np.repeat(np.asarray(sentence_lengths, np.int64), np.diff(ptr))
-    if np.any(spans.ends > limits):
-        raise ToolkitError(f"{path}: a span ends past its sentence; the files do not belong together")

@@ -24,6 +24,8 @@ SEGMENTER_CHOICES = ("jieba", "rjieba")
 _JIEBA_FINALSEG_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
 _BLOCK_PUNCTUATION = re.compile(r"[+#&._%\-]")
 _BLOCK_RUN = re.compile(r"[a-zA-Z0-9+#&._%\-]{2,}")
+# jieba's own Han test (jieba/finalseg `re_han`), not the toolkit's CJK rule (ernie1.text.cjk): this module must split
+# exactly where jieba does, so it mirrors jieba's range U+4E00..U+9FD5 letter for letter.
 _JIEBA_HAN = re.compile("[\u4e00-\u9fd5]")
 
 

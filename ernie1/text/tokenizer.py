@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import socket
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, List, Optional, Sequence
 from urllib.parse import urlparse
 
 from ernie1.common.errors import ToolkitError
-from ernie1.common.formats import ADDED_TOKENS_FILE, TOKENIZER_CONFIG_FILE
+from ernie1.common.formats import ADDED_TOKENS_FILE, TOKENIZER_CONFIG_FILE, VOCAB_FILE
 from ernie1.common.packages import package_dir
+from ernie1.text.cjk import cjk_extension_tokens
 
 TOKENIZER_CHOICES = ("ErnieTokenizer", "BertTokenizer")
+# The WordPiece special tokens, in the id order a new vocab gets them; every vocab must hold them.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CN_CLIP_VOCAB_MD5 = "3b5b76c4aef48ecf8cb3abaafe960f09"
-CJK_FIRST, CJK_LAST = 0x4E00, 0x9FA5
 # A download host that does not answer within this many seconds counts as offline: paddlenlp's own downloader
 # retries for minutes before giving up, which looks like a hang to a user on an offline machine.
 DOWNLOAD_PROBE_TIMEOUT_S = 3.0
@@ -29,7 +32,7 @@ def demo_vocab_path() -> Path:
     directory = package_dir("cn_clip")
     if directory is None:
         raise ToolkitError("the demo vocabulary needs the cn-clip package (not installed): run scripts/setup.sh")
-    path = directory / "clip" / "vocab.txt"
+    path = directory / "clip" / VOCAB_FILE
     if not path.is_file():
         raise ToolkitError(f"{path}: demo vocabulary not found in the cn-clip package: run scripts/setup.sh")
     digest = hashlib.md5(path.read_bytes()).hexdigest()
@@ -56,26 +59,45 @@ def _tokenizer_class(tokenizer_name: str) -> type:
     return getattr(transformers, tokenizer_name)
 
 
-def check_vocab_file(path: Path, flag: str = "--model_name") -> None:
-    """Raise a one-line ToolkitError when `path` is missing, unreadable, not UTF-8 or empty."""
-    if not path.is_file():
-        raise ToolkitError(f"{flag} {path}: vocabulary file not found")
+def read_vocab_file(
+    path: Path, flag: Optional[str] = "--model_name", special_tokens: Sequence[str] = SPECIAL_TOKENS
+) -> List[str]:
+    """The tokens of a vocab.txt in id order, read as paddlenlp reads them (text mode, one token per line).
+
+    A one-line ToolkitError, starting with `flag` (when given) and the file, when the file is missing, unreadable,
+    not UTF-8, empty, holds a token twice, or lacks one of `special_tokens`: the one vocab check, used by
+    preprocessing, pretraining (through `load_tokenizer`), build_vocab and inspect_samples.
+    """
+    where = f"{flag} {path}" if flag else str(path)
+    if not Path(path).is_file():
+        raise ToolkitError(f"{where}: vocabulary file not found")
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(1 << 20)
-    except OSError as error:
-        raise ToolkitError(f"{flag} {path}: cannot read the vocabulary file ({error.strerror})") from None
-    try:
-        # A cut in the middle of a multi-byte character at the 1 MiB mark is not an error.
-        head.decode("utf-8", errors="strict" if len(head) < (1 << 20) else "ignore")
+        text = Path(path).read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ToolkitError(f"{flag} {path}: vocabulary file is not UTF-8 text (byte {error.start})") from None
-    if not head.strip():
-        raise ToolkitError(f"{flag} {path}: vocabulary file is empty")
+        raise ToolkitError(f"{where}: vocabulary file is not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise ToolkitError(f"{where}: cannot read the vocabulary file ({error.strerror})") from None
+    # Lines as a text-mode file yields them (universal newlines), like paddlenlp's load_vocabulary: not
+    # splitlines(), which would also cut at U+2028 or U+0085 (real vocab tokens).
+    tokens = [line.rstrip("\n") for line in io.StringIO(text, newline=None)]
+    if not any(token.strip() for token in tokens):
+        raise ToolkitError(f"{where}: vocabulary file is empty")
+    first_line: dict[str, int] = {}
+    for line, token in enumerate(tokens, start=1):
+        if first_line.setdefault(token, line) != line:
+            # paddlenlp keeps the last line's id and counts unique tokens: ids would run past the vocab size.
+            raise ToolkitError(
+                f"{where}: token {token!r} is on lines {first_line[token]} and {line}; a vocab needs each token once "
+                "(remove the duplicate line)"
+            )
+    missing = [token for token in special_tokens if token not in first_line]
+    if missing:
+        raise ToolkitError(f"{where}: missing special tokens {' '.join(missing)}")
+    return tokens
 
 
 def _read_tokenizer_config(directory: Path) -> dict[str, Any]:
-    config_path = directory / "tokenizer_config.json"
+    config_path = directory / TOKENIZER_CONFIG_FILE
     if not config_path.is_file():
         return {}
     try:
@@ -97,51 +119,58 @@ def _download_host_reachable(url: str) -> bool:
         return False
 
 
-def _load_builtin(name: str, tokenizer_class: type) -> Any:
+def _special_tokens(config: dict[str, Any]) -> tuple[str, ...]:
+    """The special tokens a vocab must hold: SPECIAL_TOKENS, or those tokenizer_config.json renames."""
+    keys = ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")
+    return tuple(str(config.get(key, default)) for key, default in zip(keys, SPECIAL_TOKENS))
+
+
+def _load_local(vocab: Path, config_dir: Path, tokenizer_name: str, flag: str) -> Any:
+    config = _read_tokenizer_config(config_dir)
+    read_vocab_file(vocab, flag, _special_tokens(config))
+    return _tokenizer_class(tokenizer_name)(vocab_file=str(vocab), **config)
+
+
+def _load_builtin(name: str, tokenizer_class: type, flag: str) -> Any:
     vocab_urls = tokenizer_class.pretrained_resource_files_map.get("vocab_file", {})
     from paddlenlp.utils.env import MODEL_HOME
 
-    cached = Path(MODEL_HOME) / name / "vocab.txt"
+    cached = Path(MODEL_HOME) / name / VOCAB_FILE
     if cached.is_file():
         # Built straight from the cached file: from_pretrained may still look up optional files online.
         init_config = tokenizer_class.pretrained_init_configuration.get(name, {})
         options = {key: init_config[key] for key in _CONFIG_KEYS if key in init_config}
+        read_vocab_file(cached, flag, _special_tokens(options))
         return tokenizer_class(vocab_file=str(cached), **options)
     if not _download_host_reachable(vocab_urls[name]):
         raise ToolkitError(
-            f"--model_name {name}: cannot download the vocabulary (offline?); pass a local directory or vocab "
-            "file, e.g. --model_name <path>/vocab.txt"
+            f"{flag} {name}: cannot download the vocabulary (offline?); pass a local directory or vocab "
+            f"file, e.g. {flag} <path>/vocab.txt"
         )
     try:
         return tokenizer_class.from_pretrained(name)
     except Exception as error:  # noqa: BLE001 - any download failure is reported as one line
-        raise ToolkitError(f"--model_name {name}: downloading the vocabulary failed ({error})") from None
+        raise ToolkitError(f"{flag} {name}: downloading the vocabulary failed ({error})") from None
 
 
-def load_tokenizer(name_or_path: str, tokenizer_name: str = "ErnieTokenizer") -> Any:
-    """A WordPiece tokenizer from a directory holding vocab.txt, a vocab file, or a paddlenlp built-in name."""
+def load_tokenizer(name_or_path: str, tokenizer_name: str = "ErnieTokenizer", flag: str = "--model_name") -> Any:
+    """A WordPiece tokenizer from a directory holding vocab.txt, a vocab file, or a paddlenlp built-in name.
+
+    A local vocab is validated first (`read_vocab_file`); errors start with `flag`, the option that named the source.
+    """
     _check_tokenizer_name(tokenizer_name)
     path = Path(name_or_path)
     if path.is_dir():
-        vocab = path / "vocab.txt"
-        check_vocab_file(vocab)
-        config = _read_tokenizer_config(path)
-        return _tokenizer_class(tokenizer_name)(vocab_file=str(vocab), **config)
+        return _load_local(path / VOCAB_FILE, path, tokenizer_name, flag)
     if path.is_file() or path.suffix == ".txt" or "/" in name_or_path or "\\" in name_or_path:
-        check_vocab_file(path)
-        config = _read_tokenizer_config(path.parent)
-        return _tokenizer_class(tokenizer_name)(vocab_file=str(path), **config)
+        return _load_local(path, path.parent, tokenizer_name, flag)
     tokenizer_class = _tokenizer_class(tokenizer_name)
     if name_or_path in tokenizer_class.pretrained_resource_files_map.get("vocab_file", {}):
-        return _load_builtin(name_or_path, tokenizer_class)
+        return _load_builtin(name_or_path, tokenizer_class, flag)
     raise ToolkitError(
-        f"--model_name {name_or_path}: neither a directory with vocab.txt, a vocab file, nor a built-in "
+        f"{flag} {name_or_path}: neither a directory with vocab.txt, a vocab file, nor a built-in "
         f"{tokenizer_name} name"
     )
-
-
-def _is_cjk_char(token: str) -> bool:
-    return len(token) == 1 and CJK_FIRST <= ord(token) <= CJK_LAST
 
 
 def extend_chinese_char(tokenizer: Any) -> int:
@@ -152,12 +181,7 @@ def extend_chinese_char(tokenizer: Any) -> int:
     """
     vocab = tokenizer.vocab.token_to_idx
     added = tokenizer.added_tokens_encoder
-    new_tokens = []
-    for token in sorted(vocab, key=vocab.__getitem__):
-        if _is_cjk_char(token):
-            marked = "##" + token
-            if marked not in vocab and marked not in added:
-                new_tokens.append(marked)
+    new_tokens = cjk_extension_tokens(sorted(vocab, key=vocab.__getitem__), added)
     start = len(tokenizer)
     for offset, token in enumerate(new_tokens):
         added[token] = start + offset

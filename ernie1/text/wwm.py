@@ -6,19 +6,11 @@ tokenizers the fast path does not understand.
 
 from __future__ import annotations
 
-import re
 from typing import Iterable, List
 
-# The original tests this narrower range (not the tokenizer's full CJK ranges): tokens without such a character,
-# e.g. English wordpieces, [UNK] or digits, are never the start of a marked word.
-_CJK_RE = re.compile("[\u4e00-\u9fa5]")
+from ernie1.text.cjk import has_cjk_char
 
 DEFAULT_MAX_WORD_LEN = 6
-
-
-def is_cjk_token(token: str) -> bool:
-    """True when `token` contains a character in U+4E00..U+9FA5 (the original's test)."""
-    return _CJK_RE.search(token) is not None
 
 
 def mark_whole_words(tokens: List[str], words: Iterable[str], max_word_len: int = DEFAULT_MAX_WORD_LEN) -> List[str]:
@@ -34,7 +26,8 @@ def mark_whole_words(tokens: List[str], words: Iterable[str], max_word_len: int 
     num_tokens = len(tokens)
     while i < num_tokens:
         token = tokens[i]
-        if not is_cjk_token(token):
+        # Tokens without a U+4E00..U+9FA5 character (English wordpieces, [UNK], digits) never start a marked word.
+        if not has_cjk_char(token):
             marked.append(token)
             i += 1
             continue

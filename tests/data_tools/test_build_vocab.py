@@ -86,16 +86,16 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "好"}\nnot json\n', encoding="utf-8")
     assert _error_of(["--input_path", str(bad), "--output_path", out], capsys) == (
-        f"error: --input_path {bad}:2: not a JSON object per line (jsonl)"
+        f"error: --input_path {bad}:2: malformed JSON"
     )
     bad.write_text('{"content": "好"}\n', encoding="utf-8")
     assert _error_of(["--input_path", str(bad), "--output_path", out], capsys) == (
-        f"error: --input_path {bad}:1: no key 'text' (set --json_key)"
+        f"error: --input_path {bad}:1: no string under --json_key"
     )
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
     assert _error_of(["--input_path", str(empty_dir), "--output_path", out], capsys) == (
-        f"error: --input_path {empty_dir}: no *.jsonl file in this directory"
+        f"error: --input_path {empty_dir}: no *.jsonl files in this directory"
     )
     assert _error_of(["--output_path", out], capsys) == (
         "error: --input_path is required (or pass --base_vocab to extend an existing vocab)"

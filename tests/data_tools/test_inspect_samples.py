@@ -7,7 +7,9 @@ import pytest
 
 from data_tools import inspect_samples
 from ernie1.common.errors import run_cli
-from ernie1.data.masking import MaskingVocab, extend_tokens
+from ernie1.data.masking import MaskingVocab
+from ernie1.data.sample_view import describe_sample, render_sample
+from ernie1.text.cjk import cjk_extension_tokens
 
 TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "哈", "尔", "滨", "冰", "雪", "##尔"]
 
@@ -21,7 +23,7 @@ def data_dir(tiny_prefix, tmp_path):
 
 
 def test_render_marks_masked_runs():
-    vocab = MaskingVocab.from_tokens(extend_tokens(TOKENS), len(TOKENS))
+    vocab = MaskingVocab.from_tokens(TOKENS + cjk_extension_tokens(TOKENS), len(TOKENS))
     sample = {
         "input_ids": np.array([2, 4, 4, 7, 8, 3, 9, 5, 3]),
         "token_type_ids": np.array([0, 0, 0, 0, 0, 0, 1, 1, 1]),
@@ -30,10 +32,8 @@ def test_render_marks_masked_runs():
         "sop_label": np.array(1),
         "masking_level": "word",
     }
-    assert inspect_samples.render_sample(sample, vocab) == (
-        "[CLS] ⟦哈 尔 滨 ⇒ [MASK] [MASK] 滨⟧ 冰 [SEP] 雪 ⟦哈 ⇒ 哈⟧ [SEP]"
-    )
-    assert inspect_samples.describe(4, "valid", sample, vocab).splitlines()[0] == (
+    assert render_sample(sample, vocab) == ("[CLS] ⟦哈 尔 滨 ⇒ [MASK] [MASK] 滨⟧ 冰 [SEP] 雪 ⟦哈 ⇒ 哈⟧ [SEP]")
+    assert describe_sample(4, "valid", sample, vocab).splitlines()[0] == (
         "--- valid sample 4: masking_level=word sop_label=1 (swapped: B precedes A in the text), 9 tokens, 4 predicted"
     )
 

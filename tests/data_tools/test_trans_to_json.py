@@ -2,9 +2,8 @@ import json
 
 import pytest
 
-from data_tools import trans_to_json
 from data_tools.demo_corpus import write_demo_corpus
-from data_tools.trans_to_json import main, shuffle_lines
+from data_tools.trans_to_json import main
 from ernie1.common.errors import ToolkitError
 
 
@@ -69,19 +68,6 @@ def test_shuffle_is_a_seeded_permutation(tmp_path):
     assert sorted(_read(first)) == sorted(_read(ordered))
     assert _read(first) != _read(ordered)
     assert len(_read(ordered)) == 38  # two are 10 chars or shorter
-
-
-def test_bucketed_shuffle_with_small_buckets(tmp_path, monkeypatch):
-    monkeypatch.setattr(trans_to_json, "SHUFFLE_BUCKET_BYTES", 64)
-    source = tmp_path / "lines"
-    source.write_bytes(b"".join(b"line %03d\n" % i for i in range(200)))
-    shuffle_lines(source, tmp_path / "a", seed=7)
-    shuffle_lines(source, tmp_path / "b", seed=7)
-    shuffle_lines(source, tmp_path / "c", seed=8)
-    lines = (tmp_path / "a").read_bytes().splitlines()
-    assert sorted(lines) == source.read_bytes().splitlines()
-    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes() != (tmp_path / "c").read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "lines"]  # buckets removed
 
 
 def test_no_merge_mirrors_the_input_tree(raw_dir, tmp_path):

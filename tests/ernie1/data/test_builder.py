@@ -1,7 +1,9 @@
 """Prefixes, document splits, the index-map cache and the dataset builder (REFERENCE §3, §5, §18.7/12/15)."""
 
+import dataclasses
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -103,7 +105,7 @@ def test_discover_prefixes_errors(tmp_path):
         discover_prefixes(missing)
 
 
-def test_index_map_name_keeps_the_original_format(tmp_path):
+def test_index_map_name_is_the_originals_plus_a_key_of_every_input(tmp_path, monkeypatch):
     spec = IndexMapSpec(
         name="train",
         max_seq_length=509,
@@ -111,25 +113,37 @@ def test_index_map_name_keeps_the_original_format(tmp_path):
         seed=1234,
         min_num_sent=2,
         doc_range=(0, 949),
+        corpus_fingerprint="ab" * 32,
         max_num_samples=3200,
     )
     prefix = str(tmp_path / "baike_sample")
-    assert spec.filename(prefix) == f"{prefix}_train_indexmap_3200mns_509msl_0.10ssp_1234s.npy"
-    epochs = IndexMapSpec("valid", 61, 0.0, 7, 2, (0, 5), num_epochs=3)
-    assert epochs.filename("p") == "p_valid_indexmap_3ep_61msl_0.00ssp_7s.npy"
-    # Knobs the original left out of the name appear only when they differ from what its name implies.
-    one_sentence = IndexMapSpec("train", 509, 0.1, 1234, 1, (0, 949), max_num_samples=3200)
-    assert one_sentence.filename("p") == "p_train_indexmap_3200mns_509msl_0.10ssp_1234s_1minsent.npy"
-    other_split = IndexMapSpec("test", 509, 0.1, 1234, 2, (980, 1000), max_num_samples=8, name_doc_range=True)
-    assert other_split.filename("p") == "p_test_indexmap_8mns_509msl_0.10ssp_1234s_980-1000docs.npy"
-    odd_ratio = IndexMapSpec("train", 509, 0.095, 1234, 2, (0, 9), max_num_samples=8)
-    assert odd_ratio.filename("p") == "p_train_indexmap_8mns_509msl_0.10ssp_1234s_11ssr.npy"
+    key = spec.cache_key()
+    assert re.fullmatch("[0-9a-f]{16}", key)
+    assert spec.filename(prefix) == f"{prefix}_train_indexmap_3200mns_509msl_0.10ssp_1234s_{key}.npy"
+    epochs = IndexMapSpec("valid", 61, 0.0, 7, 2, (0, 5), "ab" * 32, num_epochs=3)
+    assert epochs.filename("p") == f"p_valid_indexmap_3ep_61msl_0.00ssp_7s_{epochs.cache_key()}.npy"
+    # Same inputs, same key; any input the map depends on (the original's name left most out) changes it.
+    assert dataclasses.replace(spec).cache_key() == key
+    changes = [
+        {"corpus_fingerprint": "cd" * 32},
+        {"doc_range": (0, 948)},
+        {"min_num_sent": 1},
+        {"short_seq_prob": 0.095},
+        {"seed": 1235},
+        {"max_seq_length": 125},
+        {"max_num_samples": 3201},
+        {"num_epochs": 2},
+    ]
+    keys = {dataclasses.replace(spec, **change).cache_key() for change in changes}
+    assert len(keys) == len(changes) and key not in keys
+    monkeypatch.setattr(index_helpers, "MAPPING_VERSION", index_helpers.MAPPING_VERSION + 1)
+    assert spec.cache_key() != key
 
 
 def test_samples_mapping_is_built_once_atomically_and_memory_mapped(tmp_path, monkeypatch):
     prefix = write_corpus(tmp_path, "corpus", [3, 1, 4, 2, 5, 3])
     indexed = MMapIndexedDataset(prefix)
-    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (1, 5), max_num_samples=20)
+    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (1, 5), indexed.fingerprint, max_num_samples=20)
     mapping = get_samples_mapping(indexed, spec, builds=True, wait_timeout_s=1.0)
     expected = index_helpers.build_mapping(
         indexed.doc_idx[1:6],
@@ -155,7 +169,7 @@ def test_samples_mapping_is_built_once_atomically_and_memory_mapped(tmp_path, mo
 
 def test_waiting_rank_times_out_naming_the_file(tmp_path):
     prefix = write_corpus(tmp_path, "corpus", [3, 4])
-    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (0, 2), max_num_samples=4)
+    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (0, 2), MMapIndexedDataset(prefix).fingerprint, max_num_samples=4)
     with pytest.raises(ToolkitError) as error:
         get_samples_mapping(MMapIndexedDataset(prefix), spec, builds=False, wait_timeout_s=0.2)
     assert str(error.value) == (
@@ -167,7 +181,7 @@ def test_waiting_rank_times_out_naming_the_file(tmp_path):
 def test_waiting_rank_loads_the_map_once_it_appears(tmp_path):
     prefix = write_corpus(tmp_path, "corpus", [3, 4, 2])
     indexed = MMapIndexedDataset(prefix)
-    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (0, 3), max_num_samples=4)
+    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (0, 3), indexed.fingerprint, max_num_samples=4)
 
     def build_later():
         time.sleep(0.3)
@@ -182,7 +196,7 @@ def test_waiting_rank_loads_the_map_once_it_appears(tmp_path):
 
 def test_corrupt_cache_is_reported(tmp_path):
     prefix = write_corpus(tmp_path, "corpus", [3, 4])
-    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (0, 2), max_num_samples=4)
+    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (0, 2), MMapIndexedDataset(prefix).fingerprint, max_num_samples=4)
     np.save(spec.filename(prefix), np.zeros((4, 2), dtype=np.int64))
     with pytest.raises(ToolkitError, match=r"not an index map \(shape \(4, 2\), dtype int64; expected \[N,3\]"):
         get_samples_mapping(MMapIndexedDataset(prefix), spec, builds=True, wait_timeout_s=1.0)
@@ -225,7 +239,7 @@ def test_one_sentence_documents_need_binary_head_false(tmp_path, vocab):
     )
     train, valid, test = build_train_valid_test_datasets(config_for(prefix, binary_head=False), vocab, (10, 2, 0))
     assert len(train) >= 10 and len(valid) >= 2 and test is None
-    assert os.path.exists(f"{prefix}_train_indexmap_10mns_61msl_0.10ssp_1234s_1minsent.npy")
+    assert len(list(tmp_path.glob("lines_train_indexmap_10mns_61msl_0.10ssp_1234s_*.npy"))) == 1
 
 
 def test_valid_split_without_usable_documents_is_skipped(tmp_path, vocab, caplog):
@@ -286,7 +300,7 @@ def test_single_document_corpus_trains_without_valid_and_test(tmp_path, vocab, c
 
 
 def test_knowledge_spans_reach_the_dataset_when_phrase_masking_needs_them(tmp_path, vocab):
-    from ernie1.text.knowledge import KnowledgeSpansWriter
+    from ernie1.data.knowledge_spans import KnowledgeSpansWriter
 
     prefix = write_corpus(tmp_path, "corpus", [3] * 10)
     mixed = config_for(prefix, split="1", masking_level="word:0.5,phrase:0.5")
@@ -300,3 +314,82 @@ def test_knowledge_spans_reach_the_dataset_when_phrase_masking_needs_them(tmp_pa
     assert train.knowledge is not None and len(train.knowledge) == 30
     word_only, _, _ = build_train_valid_test_datasets(config_for(prefix, split="1"), vocab, (4, 0, 0))
     assert word_only.knowledge is None
+
+
+def _built_maps(caplog):
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("built train index map")]
+
+
+@pytest.mark.parametrize("sentences_after", [6, 3], ids=["more_sentences", "fewer_sentences"])
+def test_a_regenerated_corpus_never_reuses_the_stale_index_map(tmp_path, vocab, caplog, sentences_after):
+    """Issue 8.1: same prefix, same number of documents, other sentences -> a new map that fits the new data."""
+    prefix = write_corpus(tmp_path, "corpus", [4] * 30)
+    config = config_for(prefix)
+    with caplog.at_level(logging.INFO, logger="ernie1.data.builder"):
+        build_train_valid_test_datasets(config, vocab, (20, 0, 0))
+        assert len(_built_maps(caplog)) == 1
+        write_corpus(tmp_path, "corpus", [sentences_after] * 30, seed=1)
+        train, _, _ = build_train_valid_test_datasets(config, vocab, (20, 0, 0))
+    assert len(_built_maps(caplog)) == 2
+    assert len(list(tmp_path.glob("corpus_train_indexmap_*.npy"))) == 2
+    indexed = MMapIndexedDataset(prefix)
+    rows = np.asarray(train.samples_mapping, dtype=np.int64)
+    owner = np.searchsorted(indexed.doc_idx, rows[:, 0], side="right") - 1
+    assert np.array_equal(owner, np.searchsorted(indexed.doc_idx, rows[:, 1] - 1, side="right") - 1)
+    # Whole epochs: every sentence of the 28 train documents is in some sample.
+    covered = np.zeros(len(indexed), dtype=bool)
+    for start, end in rows[:, :2]:
+        covered[start:end] = True
+    assert covered[: indexed.doc_idx[28]].all() and not covered[indexed.doc_idx[28] :].any()
+    for index in range(len(train)):
+        assert len(train[index]["input_ids"]) <= config.max_seq_length
+
+
+def test_a_found_cache_that_does_not_fit_the_corpus_is_refused(tmp_path):
+    prefix = write_corpus(tmp_path, "corpus", [3, 4, 2])
+    indexed = MMapIndexedDataset(prefix)
+    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (0, 3), indexed.fingerprint, max_num_samples=2)
+    np.save(spec.filename(prefix), np.array([[0, 3, 30], [2, 5, 30]], dtype=np.uint32))  # row 1 spans docs 0 and 1
+    with pytest.raises(ToolkitError) as error:
+        get_samples_mapping(indexed, spec, builds=True, wait_timeout_s=1.0)
+    assert str(error.value) == (
+        f"{spec.filename(prefix)}: row 1 (sentences 2 to 5) does not lie within one document of the train split of "
+        f"{prefix}_idx.npz; delete it to rebuild"
+    )
+    np.save(spec.filename(prefix), np.array([[0, 3, 30]], dtype=np.uint32))
+    with pytest.raises(ToolkitError, match=r"1 rows for 2 requested samples; delete it to rebuild$"):
+        get_samples_mapping(indexed, spec, builds=False, wait_timeout_s=1.0)
+
+
+def test_a_corpus_encoded_with_a_larger_vocab_is_refused_at_start(tmp_path, vocab):
+    """Issue 8.2 (data side): ids beyond the tokenizer's vocab stop the run before any sample is drawn."""
+    prefix = str(tmp_path / "big")
+    writer = IndexedDatasetWriter(prefix, np.int32)
+    for doc in range(30):
+        writer.add_document([[700 + doc, 800, 900], [vocab.size + doc, 701]])
+    writer.finalize()
+    with pytest.raises(ToolkitError) as error:
+        build_train_valid_test_datasets(config_for(prefix), vocab, (10, 0, 0))
+    assert str(error.value) == (
+        f"{prefix}_ids.npy: token id {vocab.size + 29} is outside the tokenizer's vocabulary ({vocab.size} ids with "
+        "the ## extension): the corpus was encoded with another vocab; train with the vocab that "
+        "create_pretraining_data.py was given"
+    )
+    assert not list(tmp_path.glob("*indexmap*"))
+    # A corpus written without the stored maximum (the original's two-array _idx.npz) is scanned instead.
+    with np.load(prefix + "_idx.npz") as index:
+        assert int(index["max_id"]) == vocab.size + 29
+        np.savez(prefix + "_idx.npz", lens=index["lens"], docs=index["docs"])
+    with pytest.raises(ToolkitError, match=f"token id {vocab.size + 29} is outside the tokenizer's vocabulary"):
+        build_train_valid_test_datasets(config_for(prefix), vocab, (10, 0, 0))
+
+
+def test_a_truncated_index_map_cache_is_one_line_naming_the_file(tmp_path):
+    prefix = write_corpus(tmp_path, "corpus", [3, 4, 2])
+    indexed = MMapIndexedDataset(prefix)
+    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (0, 3), indexed.fingerprint, max_num_samples=2)
+    get_samples_mapping(indexed, spec, builds=True, wait_timeout_s=1.0)
+    path = Path(spec.filename(prefix))
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(ToolkitError, match=f"^{re.escape(str(path))}: unreadable index-map cache \\(.*\\); delete it"):
+        get_samples_mapping(indexed, spec, builds=True, wait_timeout_s=1.0)

@@ -8,8 +8,11 @@ from ernie1.data.dataset import ErnieDataset, truncation_counts
 from ernie1.data.dataset_config import ErnieDatasetConfig
 from ernie1.data.index_helpers import build_mapping
 from ernie1.data.indexed_dataset import IndexedDatasetWriter, MMapIndexedDataset
-from ernie1.data.masking import MaskingVocab, extend_tokens, masking_budget, unit_spans
-from ernie1.text.knowledge import ENTITY, PHRASE, KnowledgeSpans
+from ernie1.data.knowledge_spans import KnowledgeSpans
+from ernie1.data.masking import MaskingVocab, masking_budget, unit_spans
+from ernie1.text.cjk import cjk_extension_tokens
+from ernie1.text.knowledge import ENTITY, PHRASE
+from tests import support
 
 
 @pytest.fixture(scope="module")
@@ -196,26 +199,9 @@ def test_truncation_keeps_a_non_empty(indexed, vocab):
         assert len_a + len_b == target
 
 
-def synthetic_knowledge(indexed, vocab):
-    """Spans over pairs of whole `##` words in every sentence: entities on even pairs, phrases on odd ones."""
-    starts, ends, kinds, counts = [], [], [], []
-    for sentence in range(len(indexed)):
-        ids = np.asarray(indexed[sentence], dtype=np.int64)
-        padded = np.concatenate([[vocab.cls_id], ids, [vocab.sep_id]])
-        unit_starts, unit_ends = unit_spans(padded, vocab, "word")
-        pairs = list(zip(unit_starts[:-1:2] - 1, unit_ends[1::2] - 1))
-        counts.append(len(pairs))
-        for k, (lo, hi) in enumerate(pairs):
-            starts.append(lo)
-            ends.append(hi)
-            kinds.append(ENTITY if k % 2 == 0 else PHRASE)
-    sent_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return KnowledgeSpans(sent_ptr, np.array(starts, np.int32), np.array(ends, np.int32), np.array(kinds, np.uint8))
-
-
 @pytest.mark.parametrize("level,kind", [("entity", ENTITY), ("phrase", PHRASE)])
 def test_knowledge_levels_mask_whole_spans(indexed, vocab, level, kind):
-    knowledge = synthetic_knowledge(indexed, vocab)
+    knowledge = support.synthetic_knowledge(indexed, vocab)
     ds = make_dataset(indexed, vocab, knowledge=knowledge, masking_level=level, max_seq_length=128)
     whole = checked = 0
     for i in range(200):
@@ -255,7 +241,7 @@ def kept_ranges(ds, i):
 
 
 def test_mixed_levels(indexed, vocab):
-    knowledge = synthetic_knowledge(indexed, vocab)
+    knowledge = support.synthetic_knowledge(indexed, vocab)
     ds = make_dataset(indexed, vocab, knowledge=knowledge, masking_level="word:0.5,entity:0.3,phrase:0.2")
     levels = [ds[i]["masking_level"] for i in range(len(ds))]
     shares = {level: levels.count(level) / len(levels) for level in ("word", "entity", "phrase")}
@@ -292,7 +278,7 @@ def test_pickles_file_names_not_arrays(indexed, vocab, tmp_path):
 def test_extended_ids_never_reach_the_model(tmp_path):
     """A corpus written with `##字` extension ids (above the base vocab): inputs and labels hold plain chars."""
     base = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "哈", "尔", "滨", "冰", "雪", "节", "a", "##b"]
-    vocab = MaskingVocab.from_tokens(extend_tokens(base), len(base))
+    vocab = MaskingVocab.from_tokens(base + cjk_extension_tokens(base), len(base))
     index = {token: i for i, token in enumerate(vocab.tokens)}
     heads = [index[t] for t in ("哈", "尔", "滨", "冰", "雪", "节", "a")]
     tails = [index[t] for t in ("##哈", "##尔", "##滨", "##冰", "##雪", "##节", "##b")]

@@ -6,12 +6,12 @@ from ernie1.data.dataset_config import ErnieDatasetConfig, parse_masking_mix
 from ernie1.data.masking import (
     MaskingVocab,
     create_masked_lm_predictions,
-    extend_tokens,
     masking_budget,
     merge_knowledge_units,
     ngram_cdf,
     unit_spans,
 )
+from ernie1.text.cjk import cjk_extension_tokens
 
 BASE = [
     "[PAD]",
@@ -35,7 +35,7 @@ BASE += ["##龘"]  # a `##字` whose plain character is not in the vocab
 
 @pytest.fixture(scope="module")
 def vocab():
-    return MaskingVocab.from_tokens(extend_tokens(BASE), len(BASE))
+    return MaskingVocab.from_tokens(BASE + cjk_extension_tokens(BASE), len(BASE))
 
 
 def ids_of(vocab, text):
@@ -246,21 +246,21 @@ def test_ngram_tiling_lengths_and_forced_boundaries():
 
 
 def test_config_validation_messages():
-    with pytest.raises(ToolkitError, match=r"^--masked_lm_prob must be in \[0, 1\), got 1.0$"):
+    with pytest.raises(ToolkitError, match=r"^masked_lm_prob must be in \[0, 1\), got 1.0$"):
         ErnieDatasetConfig("x", masked_lm_prob=1.0)
-    with pytest.raises(ToolkitError, match="^--max_seq_len must be >= 8, got 4$"):
+    with pytest.raises(ToolkitError, match="^max_seq_len must be >= 8, got 4$"):
         ErnieDatasetConfig("x", max_seq_length=4)
-    with pytest.raises(ToolkitError, match="^--max_ngrams must be >= 1, got 0$"):
+    with pytest.raises(ToolkitError, match="^max_ngrams must be >= 1, got 0$"):
         ErnieDatasetConfig("x", max_ngrams=0)
-    with pytest.raises(ToolkitError, match=r"^--short_seq_prob must be in \[0, 1\], got 1.5$"):
+    with pytest.raises(ToolkitError, match=r"^short_seq_prob must be in \[0, 1\], got 1.5$"):
         ErnieDatasetConfig("x", short_seq_prob=1.5)
-    with pytest.raises(ToolkitError, match="^--masking_level 'words': unknown level 'words'; use one of char, word"):
+    with pytest.raises(ToolkitError, match="^masking_level 'words': unknown level 'words'; use one of char, word"):
         ErnieDatasetConfig("x", masking_level="words")
-    with pytest.raises(ToolkitError, match="^--masking_level 'word:x': weight 'x' of 'word' is not a number$"):
+    with pytest.raises(ToolkitError, match="^masking_level 'word:x': weight 'x' of 'word' is not a number$"):
         ErnieDatasetConfig("x", masking_level="word:x")
-    with pytest.raises(ToolkitError, match="^--masking_level 'word:0,phrase:0': the weights sum to 0"):
+    with pytest.raises(ToolkitError, match="^masking_level 'word:0,phrase:0': the weights sum to 0"):
         ErnieDatasetConfig("x", masking_level="word:0,phrase:0")
-    with pytest.raises(ToolkitError, match="^--split '1,2,3,4' must be 1 to 3 non-negative numbers"):
+    with pytest.raises(ToolkitError, match="^split '1,2,3,4' must be 1 to 3 non-negative numbers"):
         ErnieDatasetConfig("x", split="1,2,3,4")
     config = ErnieDatasetConfig("x", masking_level="word:3, entity:1", split="98/2")
     assert config.masking_mix == (("word", 0.75), ("entity", 0.25))

@@ -13,7 +13,7 @@ from ernie1.text.encoder import (
     build_sentence_encoder,
 )
 from ernie1.text.segmentation import get_word_segmenter
-from ernie1.text.tokenizer import extend_chinese_char
+from ernie1.text.tokenizer import extend_chinese_char, read_vocab_file
 from tests import support
 
 # Things real text throws at a tokenizer: Latin words (cased, accented), digits, URLs, full-width forms, emoji and
@@ -77,7 +77,7 @@ EDGE_SNIPPETS = [
 
 def _stripped_vocab_tokenizer(tmp_path_factory):
     # cn-clip's vocab already has every ##<CJK>; drop them so extend_chinese_char has work to do (DATA.md).
-    lines = support.vocab_file().read_text(encoding="utf-8").splitlines()
+    lines = read_vocab_file(support.vocab_file())  # not splitlines(): the vocab has U+2028 / U+0085 tokens
     kept = [t for t in lines if not (len(t) == 3 and t.startswith("##") and "\u4e00" <= t[2] <= "\u9fa5")]
     path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
     path.write_text("\n".join(kept) + "\n", encoding="utf-8")

@@ -6,25 +6,23 @@ import pytest
 
 from ernie1.common.errors import ToolkitError
 from ernie1.text import tokenizer as tokenization
+from ernie1.text.cjk import is_cjk_char
 from ernie1.text.tokenizer import (
     demo_vocab_path,
     extend_chinese_char,
     extended_vocab_size,
     load_tokenizer,
+    read_vocab_file,
 )
-
-
-def _is_cjk(token):
-    return len(token) == 1 and 0x4E00 <= ord(token) <= 0x9FA5
 
 
 @pytest.fixture(scope="module")
 def stripped_vocab(tmp_path_factory, vocab_path):
     """The demo vocab without its `##<CJK>` entries, so extend_chinese_char has work to do."""
-    lines = vocab_path.read_text(encoding="utf-8").splitlines()
-    kept = [line for line in lines if not (line.startswith("##") and _is_cjk(line[2:]))]
+    lines = read_vocab_file(vocab_path)  # not splitlines(): it would cut the vocab's U+2028 / U+0085 tokens
+    kept = [line for line in lines if not (line.startswith("##") and is_cjk_char(line[2:]))]
     path = tmp_path_factory.mktemp("stripped") / "vocab.txt"
-    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    path.write_bytes(("\n".join(kept) + "\n").encode("utf-8"))
     return path
 
 
@@ -97,6 +95,12 @@ def test_unknown_name(tmp_path, monkeypatch):
         (b"", "vocabulary file is empty"),
         (b"\n  \n", "vocabulary file is empty"),
         (b"[PAD]\n\xff\xfe\xfa\n", r"vocabulary file is not UTF-8 text \(byte 6\)"),
+        # Issue 8.6: both used to reach training (ids past the vocab size; an AssertionError).
+        (
+            b"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n\xe4\xb8\xad\na\n\xe4\xb8\xad\n",
+            "token '中' is on lines 6 and 8; a vocab needs each token once \\(remove the duplicate line\\)",
+        ),
+        (b"[PAD]\n[CLS]\n[SEP]\n\xe4\xb8\xad\n", r"missing special tokens \[UNK\] \[MASK\]"),
     ],
 )
 def test_bad_vocab_file_names_the_file(tmp_path, content, message):
@@ -115,7 +119,7 @@ def test_directory_without_vocab(tmp_path):
 def test_extend_chinese_char_adds_missing_sharp_forms_once(stripped_vocab):
     tokenizer = load_tokenizer(str(stripped_vocab))
     base = tokenizer.vocab_size
-    cjk_chars = [tok for tok in stripped_vocab.read_text(encoding="utf-8").splitlines() if _is_cjk(tok)]
+    cjk_chars = [tok for tok in read_vocab_file(stripped_vocab) if is_cjk_char(tok)]
     assert len(cjk_chars) == 7321  # every single CJK char of bert-base-chinese (DATA.md)
     assert tokenizer.convert_tokens_to_ids("##中") == tokenizer.convert_tokens_to_ids("[UNK]")
 
@@ -147,3 +151,30 @@ def test_builtin_name_uses_a_cached_vocab_offline(monkeypatch, tmp_path, vocab_p
     monkeypatch.setattr(tokenization, "_download_host_reachable", lambda url: pytest.fail("no network expected"))
     tokenizer = load_tokenizer("ernie-1.0")
     assert tokenizer.vocab_size == 21128 and tokenizer.do_lower_case is True
+
+
+def test_special_tokens_renamed_by_the_tokenizer_config_are_the_ones_required(tmp_path):
+    (tmp_path / "vocab.txt").write_text("<pad>\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n中\n", encoding="utf-8")
+    with pytest.raises(ToolkitError, match=r"missing special tokens \[PAD\]$"):
+        load_tokenizer(str(tmp_path))
+    (tmp_path / "tokenizer_config.json").write_text('{"pad_token": "<pad>"}', encoding="utf-8")
+    assert load_tokenizer(str(tmp_path)).pad_token == "<pad>"
+
+
+def test_every_vocab_reader_applies_the_one_check(tmp_path):
+    """Preprocessing, pretraining (through load_tokenizer), build_vocab and inspect_samples see the same error."""
+    from ernie1.data.masking import MaskingVocab
+    from ernie1.pretrain.data import load_pretraining_tokenizer
+
+    path = tmp_path / "vocab.txt"
+    path.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nx\nx\n", encoding="utf-8")
+    problem = "token 'x' is on lines 6 and 7; a vocab needs each token once (remove the duplicate line)"
+    for load, flag in [
+        (lambda: load_tokenizer(str(path)), "--model_name"),
+        # Lower layers name the config field; the CLI renders it as its flag.
+        (lambda: load_pretraining_tokenizer(str(path)), "tokenizer_name_or_path"),
+        (lambda: MaskingVocab.from_vocab_file(str(path), flag="--vocab"), "--vocab"),
+    ]:
+        with pytest.raises(ToolkitError) as error:
+            load()
+        assert str(error.value) == f"{flag} {path}: {problem}"

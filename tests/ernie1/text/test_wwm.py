@@ -1,6 +1,6 @@
 from paddlenlp.transformers import ErnieTokenizer
 
-from ernie1.text.wwm import is_cjk_token, mark_whole_words
+from ernie1.text.wwm import mark_whole_words
 
 
 def test_reference_example_with_the_real_tokenizer(vocab_path):
@@ -29,8 +29,3 @@ def test_non_cjk_tokens_never_start_a_word_but_may_end_one():
     assert mark_whole_words(["a", "中"], ["a中"]) == ["a", "中"]
     assert mark_whole_words(["中", "3"], ["中3"]) == ["中", "##3"]
     assert mark_whole_words(["me", "##rc", "核"], ["mercer"]) == ["me", "##rc", "核"]
-
-
-def test_cjk_test_uses_the_original_range():
-    assert is_cjk_token("中") and is_cjk_token("##中") and is_cjk_token("a中")
-    assert not is_cjk_token("[UNK]") and not is_cjk_token("\u9fa6") and not is_cjk_token("\u3400")

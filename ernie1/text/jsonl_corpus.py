@@ -5,14 +5,27 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
 
 from ernie1.common.errors import ToolkitError
+from ernie1.common.formats import JSONL_SUFFIX
 
-JSONL_SUFFIX = ".jsonl"
+# Longest JSON line read by default: memory per worker grows with the longest line (about 100 bytes per character
+# with whole-word segmentation), so a runaway line (a whole dump on one line) is skipped instead of exhausting RAM.
+DEFAULT_MAX_LINE_BYTES = 4_000_000
+# Read size while skipping the rest of an over-long line.
+_SKIP_CHUNK_BYTES = 1 << 20
 
-# A raw input line and where it came from: (file index, 1-based line number, bytes).
-RawLine = Tuple[int, int, bytes]
+
+@dataclass(frozen=True)
+class OversizedLine:
+    """Stands in for a line longer than the limit, which is skipped unread; `size` is its length in bytes."""
+
+    size: int
+
+
+# A raw input line and where it came from: (file index, 1-based line number, bytes or OversizedLine).
+RawLine = Tuple[int, int, Union[bytes, OversizedLine]]
 
 
 def list_jsonl_inputs(input_path: str) -> List[Path]:
@@ -28,17 +41,30 @@ def list_jsonl_inputs(input_path: str) -> List[Path]:
     return files
 
 
-def iter_raw_lines(files: List[Path]) -> Iterator[RawLine]:
-    """Every non-blank line of every file, lazily, with its location."""
+def iter_raw_lines(files: List[Path], max_line_bytes: Optional[int] = None) -> Iterator[RawLine]:
+    """Every non-blank line of every file, lazily, with its location; with `max_line_bytes`, a longer line comes as
+    an OversizedLine and is never held in memory."""
     for file_index, path in enumerate(files):
         try:
             handle = open(path, "rb")
         except OSError as error:
             raise ToolkitError(f"--input_path {path}: cannot read ({error.strerror})") from None
         with handle:
-            for line_number, raw in enumerate(handle, start=1):
-                if raw.strip():
+            lines = iter(handle) if max_line_bytes is None else _bounded_lines(handle, max_line_bytes)
+            for line_number, raw in enumerate(lines, start=1):
+                if isinstance(raw, OversizedLine) or raw.strip():
                     yield file_index, line_number, raw
+
+
+def _bounded_lines(handle: BinaryIO, max_line_bytes: int) -> Iterator[Union[bytes, OversizedLine]]:
+    while raw := handle.readline(max_line_bytes + 1):
+        if len(raw) <= max_line_bytes or raw.endswith(b"\n"):
+            yield raw
+            continue
+        size = len(raw)
+        while not raw.endswith(b"\n") and (raw := handle.readline(_SKIP_CHUNK_BYTES)):
+            size += len(raw)
+        yield OversizedLine(size)
 
 
 def iter_batches(lines: Iterator[RawLine], batch_size: int) -> Iterator[List[RawLine]]:
@@ -53,8 +79,10 @@ def iter_batches(lines: Iterator[RawLine], batch_size: int) -> Iterator[List[Raw
         yield batch
 
 
-def parse_json_text(raw: bytes, json_key: str) -> Tuple[Optional[str], Optional[str]]:
+def parse_json_text(raw: Union[bytes, OversizedLine], json_key: str) -> Tuple[Optional[str], Optional[str]]:
     """(text, None) for a usable line, else (None, reason) with reason one of SKIP_REASONS."""
+    if isinstance(raw, OversizedLine):
+        return None, "too_long"
     try:
         record = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -66,6 +94,11 @@ def parse_json_text(raw: bytes, json_key: str) -> Tuple[Optional[str], Optional[
     text = record[json_key]
     if not isinstance(text, str):
         return None, "missing_key"
+    try:
+        # A lone surrogate (`"\\ud800"` is valid JSON) is no text: every later stage would fail on it.
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None, "surrogate"
     return text, None
 
 
@@ -73,6 +106,10 @@ SKIP_REASONS = {
     "undecodable": "not UTF-8",
     "malformed": "malformed JSON",
     "missing_key": "no string under --json_key",
+    "surrogate": "lone surrogate escape",
+    "too_long": "longer than --max_line_bytes",
+    # Set by the encoder, not by parse_json_text: only whitespace, zero-width or control characters.
+    "no_content": "no text after cleaning",
 }
 
 
