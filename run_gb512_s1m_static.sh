@@ -6,6 +6,7 @@
 #   bash run_gb512_s1m_static.sh                          # 8 GPUs, data in ./data, output/ernie-1.0-dp8-gb512
 #   GPUS=0,1 INPUT_DIR=/data/clue bash run_gb512_s1m_static.sh --max_steps 1000
 #   IPS=10.0.0.1,10.0.0.2 bash run_gb512_s1m_static.sh   # multi-node: run the same command on every node
+#   MASTER=10.0.0.1:8090 NNODES=2 bash run_gb512_s1m_static.sh   # the same with the launcher's rendezvous
 #   SMOKE=1 bash run_gb512_s1m_static.sh                  # CPU, tiny model, demo corpus: seconds, no GPU
 #   SMOKE=1 NPROC=2 bash run_gb512_s1m_static.sh          # the same with 2 CPU data-parallel processes
 set -euo pipefail
@@ -25,7 +26,8 @@ OUTPUT_DIR=${OUTPUT_DIR:-output/$TASK_NAME}
 INPUT_DIR=${INPUT_DIR:-./data}
 GPUS=${GPUS:-${DEVICES:-0,1,2,3,4,5,6,7}}
 # Data parallel over every GPU of every node.
-NUM_GPUS=$(( $(echo "$GPUS" | tr ',' '\n' | grep -c .) * $(echo "${IPS:-localhost}" | tr ',' '\n' | grep -c .) ))
+NUM_NODES=${NNODES:-$(echo "${IPS:-localhost}" | tr ',' '\n' | grep -c .)}
+NUM_GPUS=$(( $(echo "$GPUS" | tr ',' '\n' | grep -c .) * NUM_NODES ))
 MODEL=${MODEL:-ernie-1.0-base-zh}
 
 # Leftovers of earlier static runs (program dumps, core files), as the original script cleaned them.

@@ -6,6 +6,7 @@
 #   bash run_gb512_s1m_trainer.sh                                # 8 GPUs, data in ./data, output/ernie-1.0-dp8-gb512-trainer
 #   DEVICES=0,1 INPUT_DIR=/data/clue bash run_gb512_s1m_trainer.sh --max_steps 1000
 #   IPS=10.0.0.1,10.0.0.2 bash run_gb512_s1m_trainer.sh          # multi-node: run the same command on every node
+#   MASTER=10.0.0.1:8090 NNODES=2 bash run_gb512_s1m_trainer.sh   # the same with the launcher's rendezvous
 #   SMOKE=1 bash run_gb512_s1m_trainer.sh   (or: bash run_gb512_s1m_trainer.sh --smoke)   # CPU, tiny model, seconds
 #   SMOKE=1 NPROC=2 bash run_gb512_s1m_trainer.sh                # the same with 2 CPU data-parallel processes
 #

@@ -22,10 +22,14 @@ prepare_smoke_run() {
       --cn_whole_word_segment --cn_seg_func jieba
   fi
   LAUNCH=("$PYTHON" "$entry")
-  if [ "$NPROC" -gt 1 ]; then
+  # Data-parallel processes of the whole job: NPROC per node, NNODES nodes when MASTER is set (multi-node smoke).
+  WORLD=$((NPROC * ${NNODES:-1}))
+  if [ "$NPROC" -gt 1 ] || [ -n "${MASTER:-}" ]; then
     # On a CPU build: no --devices/--gpus, and no CUDA_VISIBLE_DEVICES (even empty, it makes the launcher expect GPUs).
     unset CUDA_VISIBLE_DEVICES
-    LAUNCH=("$PYTHON" -m paddle.distributed.launch --nproc_per_node "$NPROC" --log_dir "$OUTPUT_DIR/log" "$entry")
+    gpu_nodes
+    LAUNCH=("$PYTHON" -m paddle.distributed.launch "${NODES[@]}" --nproc_per_node "$NPROC"
+      --log_dir "$OUTPUT_DIR/log${NODE_RANK:-}" "$entry")
   fi
 }
 
@@ -42,7 +46,7 @@ smoke_args_py_flags() {
     --split "${SPLIT:-90,5,5}"
     --max_seq_len "${MAX_SEQ_LEN:-128}"
     --micro_batch_size "${MICRO_BATCH_SIZE:-8}"
-    --global_batch_size "${GLOBAL_BATCH_SIZE:-$((8 * NPROC))}"
+    --global_batch_size "${GLOBAL_BATCH_SIZE:-$((8 * WORLD))}"
     --max_lr "${MAX_LR:-0.001}"
     --min_lr "${MIN_LR:-0.0001}"
     --max_steps "${MAX_STEPS:-20}"
@@ -88,10 +92,17 @@ gpu_recipe_flags() {
   )
 }
 
-# gpu_nodes: the --ips arguments for multi-node runs (IPS=ip1,ip2,...; the same command runs on every node).
+# gpu_nodes: the launcher arguments of a multi-node run. Either MASTER=ip:port NNODES=N (NODE_RANK=r optional, else
+# ranks follow arrival order), paddle.distributed.launch's rendezvous, or the legacy IPS=ip1,ip2,... list; in both
+# cases the same command runs on every node.
 gpu_nodes() {
   NODES=()
-  if [ -n "${IPS:-}" ]; then
+  if [ -n "${MASTER:-}" ]; then
+    NODES=(--master "$MASTER" --nnodes "${NNODES:?MASTER needs NNODES (the number of nodes)}")
+    if [ -n "${NODE_RANK:-}" ]; then
+      NODES+=(--rank "$NODE_RANK")
+    fi
+  elif [ -n "${IPS:-}" ]; then
     NODES=(--ips "$IPS")
   fi
 }
