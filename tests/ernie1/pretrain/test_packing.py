@@ -88,7 +88,9 @@ def test_pack_then_unpack_gives_the_padded_to_longest_batch():
 
 def test_packed_encoder_inputs():
     layout = pack_lengths([2, 3], capacity=8)
-    batch = packed_encoder_inputs(layout, {"input_ids": [[7, 8], [4, 5, 6]], "token_type_ids": [[0, 1], [0, 0, 1]]}, {})
+    batch = packed_encoder_inputs(
+        layout, {"input_ids": [[7, 8], [4, 5, 6]], "token_type_ids": [[0, 1], [0, 0, 1]]}, {}
+    )
     assert batch["input_ids"].tolist() == [[7, 8, 4, 5, 6]]
     assert batch["token_type_ids"].tolist() == [[0, 1, 0, 0, 1]]
     assert batch["position_ids"].tolist() == [[0, 1, 0, 1, 2]]

@@ -9,7 +9,7 @@ import paddle
 import pytest
 from paddlenlp.data import DataCollatorForTokenClassification, DataCollatorWithPadding
 from paddlenlp.trainer.trainer_utils import find_batch_size
-from paddlenlp.transformers import ErnieConfig, ErnieForSequenceClassification, ErnieForTokenClassification
+from paddlenlp.transformers import ErnieConfig, ErnieForSequenceClassification
 
 from ernie1.tasks import get_task
 from ernie1.tasks.packing import (
