@@ -85,8 +85,18 @@ def _save_as(parent: type):
     return decorate
 
 
+class _ReadsPackedRows:
+    """The forward both packed models share: paddlenlp's own without a readout, else the packed pass per example."""
+
+    def _forward(self, readout, input_ids, token_type_ids, position_ids, attention_mask, labels, kwargs):
+        if readout is None:
+            return super().forward(input_ids, token_type_ids, position_ids, attention_mask, labels=labels, **kwargs)
+        logits = self._read_out(readout, input_ids, token_type_ids, position_ids, attention_mask)
+        return _with_loss(logits, labels, self.num_labels)
+
+
 @_save_as(ErnieForSequenceClassification)
-class PackedErnieForSequenceClassification(ErnieForSequenceClassification):
+class PackedErnieForSequenceClassification(_ReadsPackedRows, ErnieForSequenceClassification):
     """ErnieForSequenceClassification that also takes packed rows with `cls_positions` [n, 2] (row, column).
 
     Each example's [CLS] state goes through the same pooler (dense + tanh), dropout and classifier as unpacked;
@@ -103,8 +113,9 @@ class PackedErnieForSequenceClassification(ErnieForSequenceClassification):
         labels=None,
         **kwargs,
     ):
-        if cls_positions is None:
-            return super().forward(input_ids, token_type_ids, position_ids, attention_mask, labels=labels, **kwargs)
+        return self._forward(cls_positions, input_ids, token_type_ids, position_ids, attention_mask, labels, kwargs)
+
+    def _read_out(self, cls_positions, input_ids, token_type_ids, position_ids, attention_mask):
         sequence_output = self.ernie(
             input_ids,
             token_type_ids=token_type_ids,
@@ -114,12 +125,11 @@ class PackedErnieForSequenceClassification(ErnieForSequenceClassification):
         )[0]
         cls_states = paddle.gather_nd(sequence_output, cls_positions)
         pooled = self.ernie.pooler(cls_states.unsqueeze(1))  # the pooler reads position 0 of [n, 1, hidden]
-        logits = self.classifier(self.dropout(pooled))
-        return _with_loss(logits, labels, self.num_labels)
+        return self.classifier(self.dropout(pooled))
 
 
 @_save_as(ErnieForTokenClassification)
-class PackedErnieForTokenClassification(ErnieForTokenClassification):
+class PackedErnieForTokenClassification(_ReadsPackedRows, ErnieForTokenClassification):
     """ErnieForTokenClassification that also takes packed rows with `token_index` [n, longest] (flat row*width+col).
 
     Token logits are gathered back to [n, longest, num_labels], the padded-to-longest layout of an unpacked batch
@@ -136,14 +146,14 @@ class PackedErnieForTokenClassification(ErnieForTokenClassification):
         labels=None,
         **kwargs,
     ):
-        if token_index is None:
-            return super().forward(input_ids, token_type_ids, position_ids, attention_mask, labels=labels, **kwargs)
-        packed = super().forward(
-            input_ids, token_type_ids, position_ids, attention_mask, return_dict=False
+        return self._forward(token_index, input_ids, token_type_ids, position_ids, attention_mask, labels, kwargs)
+
+    def _read_out(self, token_index, input_ids, token_type_ids, position_ids, attention_mask):
+        packed = ErnieForTokenClassification.forward(
+            self, input_ids, token_type_ids, position_ids, attention_mask, return_dict=False
         )  # [rows, width, num_labels]
         flat = packed.reshape([-1, self.num_labels])
-        logits = paddle.gather(flat, token_index.reshape([-1])).reshape(token_index.shape + [self.num_labels])
-        return _with_loss(logits, labels, self.num_labels)
+        return paddle.gather(flat, token_index.reshape([-1])).reshape(token_index.shape + [self.num_labels])
 
 
 def _with_loss(logits: paddle.Tensor, labels: Optional[paddle.Tensor], num_labels: int) -> Any:

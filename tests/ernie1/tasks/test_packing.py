@@ -9,7 +9,7 @@ import paddle
 import pytest
 from paddlenlp.data import DataCollatorForTokenClassification, DataCollatorWithPadding
 from paddlenlp.trainer.trainer_utils import find_batch_size
-from paddlenlp.transformers import ErnieConfig, ErnieForSequenceClassification
+from paddlenlp.transformers import ErnieConfig, ErnieForSequenceClassification, ErnieForTokenClassification
 
 from ernie1.tasks import get_task
 from ernie1.tasks.packing import (
@@ -26,6 +26,10 @@ VOCAB = 300
 CAPACITY = 64
 LENGTHS = (3, 10, 25, 7, 40, 2, 61, 12)  # tokens between [CLS] and [SEP]; 8 examples -> 3 rows of 64
 TOL = dict(rtol=1e-5, atol=1e-5)
+PADDLENLP_CLASS = {
+    PackedErnieForSequenceClassification: ErnieForSequenceClassification,
+    PackedErnieForTokenClassification: ErnieForTokenClassification,
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def pair(packed_cls, num_labels, seed=3):
     paddle.seed(seed)
     config = ErnieConfig(**dict(TINY_ERNIE, vocab_size=VOCAB, num_labels=num_labels))
     packed = packed_cls(config)
-    reference = packed_cls.__mro__[1](config)
+    reference = PADDLENLP_CLASS[packed_cls](config)
     reference.set_state_dict(packed.state_dict())
     packed.eval(), reference.eval()
     return packed, reference
