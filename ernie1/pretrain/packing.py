@@ -140,9 +140,3 @@ def packed_encoder_inputs(
     batch["position_ids"] = packed_position_ids(layout.segment_ids)
     batch["attention_mask"] = packed_attention_mask(layout.segment_ids)
     return batch
-
-
-def padding_ratio(lengths: Sequence[int], rows: int, width: int) -> float:
-    """Share of a [rows, width] batch that is padding, for `lengths` real tokens."""
-    cells = rows * width
-    return 1.0 - float(np.sum(lengths)) / cells if cells else 0.0
