@@ -84,10 +84,19 @@ class DataArguments:
 
 @dataclass
 class FinetuneTrainingArguments(TrainingArguments):
-    """paddlenlp TrainingArguments plus the original config.yml's `minimum_eval_times`."""
+    """paddlenlp TrainingArguments plus the original config.yml's `minimum_eval_times` and the toolkit's `packing`."""
 
     minimum_eval_times: int = field(
         default=-1, metadata={"help": "If > 0, shorten eval_steps so that training evaluates at least this often."}
+    )
+    packing: bool = field(
+        default=False,
+        metadata={
+            "help": "seq_cls and ner: pack the examples of each batch into as few rows of max_seq_length tokens as "
+            "they fit (block-diagonal attention, positions restarting per example); same examples per step, same "
+            "results, fewer padding tokens. Training, evaluation and prediction; the export stays unpacked. "
+            "Not for qa."
+        },
     )
 
 

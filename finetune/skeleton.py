@@ -52,6 +52,15 @@ def resolve_label_list(task: TaskSpec, train: Optional[Split], model_path: str) 
     return saved
 
 
+def check_packing(task: TaskSpec, packing: bool) -> None:
+    """`--packing true` only for tasks whose examples can share a row."""
+    if packing and not task.packs:
+        raise ToolkitError(
+            f"--packing: run_{task.name}.py does not pack (run_seq_cls.py and run_ner.py do); "
+            "drop --packing or pass --packing false"
+        )
+
+
 def run_finetune(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
     """Fine-tune, evaluate, predict and export one task as the flags ask; returns the exit code."""
     task = get_task(task_name)
@@ -60,7 +69,10 @@ def run_finetune(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
     import paddlenlp.transformers
     from paddlenlp.trainer import set_seed
 
-    model_cls = getattr(paddlenlp.transformers, task.model_class)
+    check_packing(task, training_args.packing)
+    model_cls = (
+        task.packed_model_class() if training_args.packing else getattr(paddlenlp.transformers, task.model_class)
+    )
     model_path = model_args.model_name_or_path
     model_config = load_model_config(model_cls, model_path, model_args.config_name)
     config_source = model_args.config_name or model_path
@@ -84,13 +96,15 @@ def run_finetune(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
     tokenizer = load_tokenizer_for_finetune(model_args.tokenizer_name or model_path)
     head = {"num_classes": len(label_list)} if label_list else {}
     model = load_model_for_task(model_cls, model_path, config_name=model_args.config_name, **head)
+    packing = training_args.packing
+    collator = task.packing_collator(tokenizer, settings.max_seq_length) if packing else task.collator(tokenizer)
     trainer = build_trainer(
         model,
         training_args,
         task.train_inputs(train, tokenizer, settings) if train else None,
         task.eval_set(dev, tokenizer, settings) if dev else None,
         tokenizer,
-        task.collator(tokenizer),
+        collator,
         criterion=task.criterion(),
         label_keys=task.label_keys,
     )

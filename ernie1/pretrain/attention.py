@@ -9,21 +9,20 @@ the converter, fine-tuning and export.
 
 Masks: any additive float mask broadcastable to [B, H, Sq, Sk] is accepted, as paddlenlp adds it to the scores:
 the toolkit's [B,1,1,S] padding mask (0 real, -1e4 pad) and a packing [B,1,S,S] block-diagonal mask (see
-`packed_attention_mask` / `packed_position_ids`). Bool/int masks follow `nn.MultiHeadAttention` (1/True attends,
-0/False becomes -1e9). On GPU a mask with a broadcast batch or query dim is widened to [B,1,Sq,Sk] first, as
-the memory-efficient kernel requires (see `_prepare_mask`).
+`ernie1.pretrain.packing`; `packed_attention_mask` / `packed_position_ids` are re-exported here). Bool/int masks
+follow `nn.MultiHeadAttention` (1/True attends, 0/False becomes -1e9). On GPU a mask with a broadcast batch or
+query dim is widened to [B,1,Sq,Sk] first, as the memory-efficient kernel requires (see `_prepare_mask`).
 
 The encoder layers ask for attention weights (`output_attentions=True`) or pass an incremental `cache` only in
 paddlenlp features this toolkit does not use; those calls fall back to the exact `nn.MultiHeadAttention` path.
 
-Imports only paddle, paddlenlp, numpy and ernie1.common.errors (self-contained, movable).
+Imports only paddle, paddlenlp, ernie1.common.errors and the numpy-only ernie1.pretrain.packing.
 """
 
 from __future__ import annotations
 
 from typing import Iterator, Optional
 
-import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -31,6 +30,7 @@ from paddle.nn.layer.transformer import _convert_attention_mask
 from paddlenlp.transformers import ErnieModel
 
 from ernie1.common.errors import ToolkitError
+from ernie1.pretrain.packing import MASK_VALUE, packed_attention_mask, packed_position_ids  # noqa: F401 (re-exported)
 
 PADDLE = "paddle"
 SDPA = "sdpa"
@@ -45,8 +45,6 @@ CPU_DEFAULT = SDPA
 GPU_DEFAULT = SDPA
 # xpu/npu/mlu: SDPA dispatches differently there (xpu always picks its flash kernel) and nothing was measured.
 OTHER_DEVICE_DEFAULT = PADDLE
-# The additive value the toolkit's collate and paddlenlp use for "do not attend".
-MASK_VALUE = -1e4
 
 _MHA_ATTRIBUTES = ("embed_dim", "kdim", "vdim", "num_heads", "head_dim", "dropout", "need_weights")
 _MHA_SUBLAYERS = ("q_proj", "k_proj", "v_proj", "out_proj")
@@ -207,33 +205,3 @@ def get_attention_impl(model: nn.Layer) -> str:
         SDPA if isinstance(layer.self_attn, SdpaMultiHeadAttention) else PADDLE for layer in _encoder_layers(model)
     }
     return kinds.pop() if len(kinds) == 1 else "mixed"
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Packing: several sequences in one row
-
-
-def packed_attention_mask(segment_ids, dtype: str = "float32", mask_value: float = MASK_VALUE) -> np.ndarray:
-    """[B,1,S,S] additive block-diagonal mask from [B,S] segment ids (1, 2, ... per packed sequence, 0 = padding).
-
-    A token attends to the tokens of its own sequence only; padding keys are masked for everyone. Padding query
-    rows see only masked keys (their outputs are meaningless and must carry label -1, as padding does today).
-    """
-    segments = np.asarray(segment_ids)
-    if segments.ndim != 2:
-        raise ValueError(f"packed_attention_mask: segment_ids must be [batch, seq], got shape {segments.shape}")
-    same = (segments[:, :, None] == segments[:, None, :]) & (segments[:, None, :] > 0)
-    return np.where(same, 0.0, mask_value).astype(dtype)[:, None, :, :]
-
-
-def packed_position_ids(segment_ids) -> np.ndarray:
-    """[B,S] int64 positions restarting at 0 for every packed sequence (padding gets 0)."""
-    segments = np.asarray(segment_ids)
-    positions = np.zeros(segments.shape, dtype="int64")
-    for row in range(segments.shape[0]):
-        start = 0
-        for col in range(segments.shape[1]):
-            if col > 0 and segments[row, col] != segments[row, col - 1]:
-                start = col
-            positions[row, col] = col - start if segments[row, col] > 0 else 0
-    return positions

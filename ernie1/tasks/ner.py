@@ -428,6 +428,7 @@ class NerTask(TaskSpec):
     prediction_file = "test_predictions.jsonl"
     # paddlenlp's msra_ner has no dev split; it is evaluated on test, as the original did.
     named_splits = {"msra_ner": {"dev": "test"}}
+    packs = True
 
     def read_file(self, path: str, flag: str, file_format: Optional[str]) -> List[NerExample]:
         return read_ner_file(path, flag)
@@ -462,6 +463,16 @@ class NerTask(TaskSpec):
         from paddlenlp.data import DataCollatorForTokenClassification
 
         return DataCollatorForTokenClassification(tokenizer)
+
+    def packed_model_class(self) -> Any:
+        from ernie1.tasks.packing import PackedErnieForTokenClassification
+
+        return PackedErnieForTokenClassification
+
+    def packing_collator(self, tokenizer: Any, max_seq_length: int) -> Any:
+        from ernie1.tasks.packing import EVERY_TOKEN, PackingCollator
+
+        return PackingCollator(max_seq_length, tokenizer.pad_token_id, readout=EVERY_TOKEN)
 
 
 TASK = NerTask()

@@ -197,6 +197,7 @@ class SeqClsTask(TaskSpec):
     export_keys = ("max_seq_length", "label_list", "label_names", "dataset")
     # config.yml keeps the original's section names; paddlenlp registers CLUE WSC as `cluewsc2020`.
     dataset_aliases = {"clue wsc": "clue cluewsc2020"}
+    packs = True
 
     def read_file(self, path: str, flag: str, file_format: Optional[str]) -> List[Example]:
         return read_examples(path, file_format, flag=flag)
@@ -237,6 +238,16 @@ class SeqClsTask(TaskSpec):
         from paddlenlp.data import DataCollatorWithPadding
 
         return DataCollatorWithPadding(tokenizer)
+
+    def packed_model_class(self) -> Any:
+        from ernie1.tasks.packing import PackedErnieForSequenceClassification
+
+        return PackedErnieForSequenceClassification
+
+    def packing_collator(self, tokenizer: Any, max_seq_length: int) -> Any:
+        from ernie1.tasks.packing import FIRST_TOKEN, PackingCollator
+
+        return PackingCollator(max_seq_length, tokenizer.pad_token_id, readout=FIRST_TOKEN)
 
 
 TASK = SeqClsTask()

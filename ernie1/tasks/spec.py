@@ -115,6 +115,8 @@ class TaskSpec(ABC):
     dataset_aliases: Mapping[str, str] = {}
     # paddlenlp Trainer label keys when not `labels`; None keeps the Trainer's default.
     label_keys: Optional[Tuple[str, ...]] = None
+    # Whether `--packing` applies: several short examples per row (ernie1/tasks/packing.py).
+    packs: bool = False
 
     def paddlenlp_split(self, dataset: str, split: str) -> Tuple[str, str]:
         """(paddlenlp dataset name, paddlenlp split name) of our `split` (train, dev, test) of `dataset`."""
@@ -161,6 +163,14 @@ class TaskSpec(ABC):
     @abstractmethod
     def collator(self, tokenizer: Any) -> Any:
         """The paddlenlp collator that pads this task's inputs."""
+
+    def packed_model_class(self) -> Any:
+        """`model_class` extended to read packed rows back out per example (tasks that `packs`)."""
+        raise NotImplementedError(f"{self.name} does not pack")
+
+    def packing_collator(self, tokenizer: Any, max_seq_length: int) -> Any:
+        """The collator that packs a batch's features into rows of `max_seq_length` tokens (tasks that `packs`)."""
+        raise NotImplementedError(f"{self.name} does not pack")
 
     def export_settings(self, settings: TaskSettings) -> Dict[str, Any]:
         """The part of `settings` that export_config.json records for this task."""

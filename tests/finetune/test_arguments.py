@@ -47,6 +47,18 @@ def test_typed_max_seq_length_beats_the_dataset_section():
     assert data_args.max_seq_length == 64 and args.per_device_train_batch_size == 32 and args.num_train_epochs == 1.0
 
 
+def test_packing_is_off_unless_asked(tmp_path):
+    assert parse_finetune_args("seq_cls", BASE + ["--dataset", "chnsenticorp_v2"])[2].packing is False
+    for flags, expected in ((["--packing", "true"], True), (["--packing"], True), (["--packing", "false"], False)):
+        assert parse_finetune_args("ner", BASE + flags)[2].packing is expected
+    assert "block-diagonal" in build_argument_parser().format_help()
+    config = tmp_path / "config.yml"
+    config.write_text("SequenceClassification:\n  reviews:\n    packing: true\n", encoding="utf-8")
+    named = BASE + ["--dataset", "reviews"]
+    assert parse_finetune_args("seq_cls", named, config_path=config)[2].packing is True
+    assert parse_finetune_args("seq_cls", named + ["--packing", "false"], config_path=config)[2].packing is False
+
+
 def test_unknown_dataset_and_no_dataset_get_default_args():
     _, _, named = parse_finetune_args("ner", BASE + ["--dataset", "my_ner"])
     _, _, plain = parse_finetune_args("ner", BASE)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from ernie1.common.errors import ToolkitError, run_cli
@@ -113,6 +114,30 @@ def test_predict_only_from_the_finetuned_dir_with_untagged_long_text(finetuned, 
     assert [r["text"] for r in records] == [LONG_TEXT, "张三去上海"]
     assert len(records[0]["tags"]) == len(LONG_TEXT) and records[0]["tags"][62:] == ["O"] * (len(LONG_TEXT) - 62)
     assert not (output_dir / "test_results.json").exists()  # no gold tags, no metrics
+
+
+@pytest.mark.slow
+def test_packed_run_equals_the_unpacked_run(checkpoint, msra_files, tmp_path):
+    """--packing true: the same losses, dev metrics and predictions as unpacked (30 steps, no dropout)."""
+    argv = ["--do_train", "--do_eval", "--do_predict", "--model_name_or_path", str(checkpoint)]
+    argv += ["--train_file", str(msra_files["train"]), "--dev_file", str(msra_files["dev"])]
+    argv += ["--test_file", str(msra_files["dev"]), "--max_steps", "30", "--eval_steps", "15", "--save_steps", "30"]
+    argv += [*TRAIN_FLAGS, "--logging_steps", "10", "--per_device_eval_batch_size", "24"]
+    runs = {}
+    for packing in ("false", "true"):
+        output_dir = tmp_path / packing
+        assert main(argv + ["--output_dir", str(output_dir), "--packing", packing]) == 0
+        history = read_json(output_dir / "trainer_state.json")["log_history"]
+        runs[packing] = (
+            [entry["loss"] for entry in history if "loss" in entry],
+            [entry["eval_f1"] for entry in history if "eval_f1" in entry],
+            (output_dir / "test_predictions.jsonl").read_text("utf-8"),
+        )
+    (packed_losses, packed_f1, packed_predictions), (losses, f1, predictions) = runs["true"], runs["false"]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    np.testing.assert_allclose(packed_losses, losses, rtol=1e-5)
+    assert packed_f1 == pytest.approx(f1, abs=1e-9) and len(f1) == 2
+    assert packed_predictions == predictions
 
 
 # ---------------------------------------------------------------------------------------------------- errors

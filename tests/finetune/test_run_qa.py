@@ -143,6 +143,10 @@ def test_bad_inputs_give_one_line_errors(tmp_path, checkpoint, capsys):
             ["--do_train", "--train_file", str(long_question), "--doc_stride", "0"],
             "--doc_stride 0: must be at least 1",
         ),
+        (
+            ["--do_train", "--train_file", str(long_question), "--packing", "true"],
+            "--packing: run_qa.py does not pack (run_seq_cls.py and run_ner.py do); drop --packing",
+        ),
     ]
     for flags, message in cases:
         assert run_cli(main, flags + common) == 2

