@@ -15,6 +15,7 @@ from typing import Optional, Sequence, Set, Tuple
 from paddlenlp.trainer import PdArgumentParser, TrainingArguments
 
 from ernie1.common.errors import ToolkitError
+from ernie1.pretrain.attention import ATTENTION_IMPL_CHOICES
 from ernie1.tasks.spec import TaskSettings
 from finetune.task_config import CONFIG_PATH, config_values_to_argv, load_task_config
 
@@ -42,6 +43,19 @@ class ModelArguments:
     export_model_dir: Optional[str] = field(
         default=None, metadata={"help": "Where --do_export writes the inference model; default <output_dir>/export."}
     )
+    attention_impl: str = field(
+        default="auto",
+        metadata={
+            "help": "Encoder attention: paddle (paddlenlp's layer), sdpa (scaled_dot_product_attention: flash or "
+            "memory-efficient kernels on GPU) or auto (the fastest on the device; the export uses paddle unless "
+            "sdpa is asked for). Same parameters either way."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if str(self.attention_impl).strip().lower() not in ATTENTION_IMPL_CHOICES:
+            choices = ", ".join(ATTENTION_IMPL_CHOICES)
+            raise ToolkitError(f"--attention_impl {self.attention_impl!r}: expected one of {choices}")
 
 
 @dataclass

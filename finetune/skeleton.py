@@ -13,6 +13,7 @@ from typing import List, Optional, Sequence
 
 from ernie1.common.errors import ToolkitError
 from ernie1.common.formats import LABEL_LIST_FILE
+from ernie1.pretrain.attention import resolve_attention_impl, set_attention_impl
 from ernie1.tasks import get_task
 from ernie1.tasks.outputs import save_label_list, saved_label_list
 from ernie1.tasks.spec import Split, TaskSpec, check_max_seq_length
@@ -96,6 +97,7 @@ def run_finetune(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
     tokenizer = load_tokenizer_for_finetune(model_args.tokenizer_name or model_path)
     head = {"num_classes": len(label_list)} if label_list else {}
     model = load_model_for_task(model_cls, model_path, config_name=model_args.config_name, **head)
+    set_attention_impl(model, resolve_attention_impl(model_args.attention_impl, training_args.device))
     packing = training_args.packing
     collator = task.packing_collator(tokenizer, settings.max_seq_length) if packing else task.collator(tokenizer)
     trainer = build_trainer(
@@ -127,5 +129,6 @@ def run_finetune(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
             task.name,
             task.export_settings(settings),
             model_args.export_model_dir,
+            attention_impl=resolve_attention_impl(model_args.attention_impl, training_args.device, for_export=True),
         )
     return 0

@@ -179,6 +179,18 @@ def test_packed_eval_of_a_model_gives_the_unpacked_metrics(finetuned, sentiment_
     assert results["true"]["eval_loss"] == pytest.approx(results["false"]["eval_loss"], rel=1e-5)
 
 
+def test_sdpa_attention_evaluates_like_paddles(finetuned, sentiment_files, tmp_path):
+    argv = ["--do_eval", "--model_name_or_path", str(finetuned), "--dev_file", str(sentiment_files["dev"])]
+    results = {}
+    for impl in ("paddle", "sdpa"):
+        assert main(argv + TRAIN_FLAGS + ["--output_dir", str(tmp_path / impl), "--attention_impl", impl]) == 0
+        results[impl] = read_json(tmp_path / impl / "eval_results.json")
+    assert results["sdpa"]["eval_accuracy"] == results["paddle"]["eval_accuracy"]
+    assert results["sdpa"]["eval_loss"] == pytest.approx(results["paddle"]["eval_loss"], rel=1e-5)
+    with pytest.raises(ToolkitError, match="^--attention_impl 'flash': expected one of auto, paddle, sdpa$"):
+        main(argv + TRAIN_FLAGS + ["--output_dir", str(tmp_path / "bad"), "--attention_impl", "flash"])
+
+
 def test_packed_export_predicts_like_the_unpacked_class(finetuned_packed, sentiment_files):
     import paddle
     from paddlenlp.transformers import ErnieForSequenceClassification
