@@ -72,31 +72,3 @@ def trainer_argv(corpus: str, output_dir: str, vocab: str, *extra: str, do=("tra
         if value is not None:
             argv += [f"--{key}", str(value)]
     return argv + [f"--do_{what}" for what in do] + list(extra)
-
-
-def write_repeated_prefix(
-    source_prefix: str, directory, unique_docs: int, repeats: int, name: str = "repeated"
-) -> str:
-    """A corpus of the first `unique_docs` documents of `source_prefix`, the whole list written `repeats` times.
-
-    Every split then holds texts the train split also holds (with other masks): a model that uses the context beats
-    the unigram baseline on the valid split within a few hundred tiny steps; a collapsed or misaligned one cannot.
-    """
-    from pathlib import Path
-
-    import numpy as np
-
-    from ernie1.data.indexed_dataset import IndexedDatasetWriter, MMapIndexedDataset
-
-    source = MMapIndexedDataset(source_prefix)
-    doc_idx = np.asarray(source.doc_idx)
-    documents = [
-        [np.asarray(source[s]) for s in range(int(doc_idx[d]), int(doc_idx[d + 1]))] for d in range(unique_docs)
-    ]
-    prefix = str(Path(directory) / name)
-    writer = IndexedDatasetWriter(prefix, np.uint16)
-    for _ in range(repeats):
-        for sentences in documents:
-            writer.add_document(sentences)
-    writer.finalize()
-    return prefix
