@@ -142,7 +142,12 @@ def unigram_baseline(
 
 
 def _masked_labels(dataset: Any, count: int) -> np.ndarray:
-    labels = [np.asarray(dataset[index]["masked_labels"], dtype=np.int64) for index in range(min(count, len(dataset)))]
+    from ernie1.pretrain.data import checked_sample
+
+    labels = [
+        np.asarray(checked_sample(dataset, index)["masked_labels"], dtype=np.int64)
+        for index in range(min(count, len(dataset)))
+    ]
     return np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
 
 
