@@ -72,7 +72,9 @@ exec "$PYTHON" -u -m paddle.distributed.launch "${NODES[@]}" --gpus "$DEVICES" -
   --per_device_train_batch_size "${MICRO_BATCH_SIZE:-64}" \
   --per_device_eval_batch_size "${EVAL_BATCH_SIZE:-64}" \
   --fp16 "${FP16:-true}" \
+  --bf16 "${BF16:-false}" \
   --fp16_opt_level "${FP16_OPT_LEVEL:-O2}" \
+  --attention_impl "${ATTENTION_IMPL:-auto}" \
   --learning_rate "${LEARNING_RATE:-0.0001}" \
   --min_learning_rate "${MIN_LEARNING_RATE:-0.00001}" \
   --max_steps "${MAX_STEPS:-1000000}" \

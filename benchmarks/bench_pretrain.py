@@ -28,9 +28,11 @@ TINY = dict(
 VOCAB_SIZE = 21128  # bert-base-chinese, the demo vocabulary: the LM head's cost depends on it
 
 
-def synthetic_batch(rng: np.random.RandomState, batch_size: int, seq_len: int) -> Dict[str, np.ndarray]:
+def synthetic_batch(
+    rng: np.random.RandomState, batch_size: int, seq_len: int, vocab_size: int = VOCAB_SIZE
+) -> Dict[str, np.ndarray]:
     """A collated batch: 15% of positions masked per row, M a multiple of 8, SOP labels."""
-    input_ids = rng.randint(1, VOCAB_SIZE, (batch_size, seq_len)).astype("int64")
+    input_ids = rng.randint(1, vocab_size, (batch_size, seq_len)).astype("int64")
     per_row = max(1, round(0.15 * seq_len))
     rows = [
         np.sort(rng.choice(np.arange(1, seq_len), per_row, replace=False)) + i * seq_len for i in range(batch_size)

@@ -75,6 +75,8 @@ gpu_recipe_flags() {
     --micro_batch_size "${MICRO_BATCH_SIZE:-64}"
     --global_batch_size "${GLOBAL_BATCH_SIZE:-512}"
     --use_amp "${USE_AMP:-true}"
+    --amp_dtype "${AMP_DTYPE:-float16}"
+    --attention_impl "${ATTENTION_IMPL:-auto}"
     --use_recompute "${USE_RECOMPUTE:-false}"
     --max_lr "${MAX_LR:-0.0001}"
     --min_lr "${MIN_LR:-0.00001}"

@@ -1,9 +1,11 @@
-"""Turn the VisualDL logs of a pretraining run into one PNG: losses (train and valid) and the learning rate.
+"""Turn the logs of a pretraining run into one PNG: losses (train and valid), the learning rate, and the valid quality
+figures (masked-token accuracy against the unigram baseline, SOP accuracy, token-state cosine).
 
     python tools/plot_curves.py --log_dir output/ernie-1.0-dp8-gb512 --output curves.png
 
-`--log_dir` may be the run's output_dir, its `runs/` folder, one run folder or one `vdlrecords.*.log` file. A resumed
-run writes a new folder under `runs/`; all are merged by step (the later run wins on overlapping steps).
+`--log_dir` may be the run's output_dir (its `metrics.jsonl`, which all three entry points write, is read when
+present), its `runs/` folder, one VisualDL run folder or one `vdlrecords.*.log` file. A resumed run appends to
+metrics.jsonl and writes a new folder under `runs/`; both are merged by step (the later run wins on overlapping steps).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from ernie1.common.errors import ToolkitError, run_cli  # noqa: E402
 
 LOSS_TAGS = ("train/loss", "train/lm_loss", "train/sop_loss", "valid/loss", "valid/lm_loss")
 LR_TAG = "train/learning_rate"
+QUALITY_TAGS = ("valid/masked_accuracy", "valid/sop_accuracy", "valid/token_cosine")
+BASELINE_TAG = "baseline/unigram_masked_accuracy"
+ALL_TAGS = (*LOSS_TAGS, LR_TAG, *QUALITY_TAGS, BASELINE_TAG)
+METRICS_FILE = "metrics.jsonl"
 Curve = List[Tuple[int, float]]
 
 
@@ -51,8 +57,34 @@ def read_scalars(files: Sequence[Path], tags: Sequence[str]) -> Dict[str, Curve]
     return {tag: sorted(points.items()) for tag, points in merged.items() if points}
 
 
+def read_metrics_file(path: Path, tags: Sequence[str] = ALL_TAGS) -> Dict[str, Curve]:
+    """{tag: [(step, value), ...]} from a run's metrics.jsonl (records `split`/`step`/values; `start` records hold
+    the baseline), under the VisualDL tag names."""
+    import json
+
+    merged: Dict[str, Dict[int, float]] = {tag: {} for tag in tags}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        prefix = "baseline" if record.get("split") == "start" else record.get("split")
+        for key, value in record.items():
+            tag = f"{prefix}/{key}"
+            if tag in merged and isinstance(value, (int, float)):
+                merged[tag][int(record["step"])] = float(value)
+    return {tag: sorted(points.items()) for tag, points in merged.items() if points}
+
+
+def read_curves(log_dir: str) -> Dict[str, Curve]:
+    """The run's metrics.jsonl if `log_dir` holds one, else its VisualDL records."""
+    metrics = Path(log_dir) / METRICS_FILE
+    if metrics.is_file():
+        return read_metrics_file(metrics)
+    return read_scalars(find_log_files(log_dir), ALL_TAGS)
+
+
 def plot_curves(curves: Dict[str, Curve], output: str, title: Optional[str] = None) -> Path:
-    """Draw losses (left) and learning rate (right) and save a PNG."""
+    """Draw losses (left), learning rate (middle) and the valid quality figures (right) and save a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,7 +92,7 @@ def plot_curves(curves: Dict[str, Curve], output: str, title: Optional[str] = No
 
     if not any(tag in curves for tag in LOSS_TAGS):
         raise ToolkitError("no loss scalars (train/loss, valid/loss) in the VisualDL logs")
-    figure, (loss_axis, lr_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure, (loss_axis, lr_axis, quality_axis) = plt.subplots(1, 3, figsize=(17, 4.5))
     for tag in LOSS_TAGS:
         if tag in curves:
             steps, values = zip(*curves[tag])
@@ -74,6 +106,7 @@ def plot_curves(curves: Dict[str, Curve], output: str, title: Optional[str] = No
         lr_axis.plot(steps, values, color="tab:red")
     lr_axis.set(xlabel="global step", ylabel="learning rate", title="learning rate")
     lr_axis.grid(alpha=0.3)
+    _plot_quality(quality_axis, curves)
     if title:
         figure.suptitle(title)
     figure.tight_layout()
@@ -83,6 +116,20 @@ def plot_curves(curves: Dict[str, Curve], output: str, title: Optional[str] = No
     return Path(output)
 
 
+def _plot_quality(axis, curves: Dict[str, Curve]) -> None:
+    for tag in QUALITY_TAGS:
+        if tag in curves:
+            steps, values = zip(*curves[tag])
+            axis.plot(steps, values, "o-", label=tag, markersize=3)
+    if BASELINE_TAG in curves:
+        # The baseline is a constant of the split (recorded again at each resume): a horizontal line.
+        axis.axhline(curves[BASELINE_TAG][-1][1], color="gray", linestyle="--", label="unigram baseline (masked acc)")
+    axis.set(xlabel="global step", ylabel="valid", title="quality (valid)")
+    axis.grid(alpha=0.3)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Read the logs, draw, print where the PNG went."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -90,7 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--output", default="curves.png", help="PNG to write")
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
-    curves = read_scalars(find_log_files(args.log_dir), (*LOSS_TAGS, LR_TAG))
+    curves = read_curves(args.log_dir)
     path = plot_curves(curves, args.output, args.title)
     steps = max(step for curve in curves.values() for step, _ in curve)
     print(f"wrote {path} ({len(curves)} curves, up to step {steps})")

@@ -41,6 +41,8 @@ class ModelConfig:
     attention_probs_dropout_prob: float = 0.1
     # Recompute encoder-layer activations in backward to save memory.
     use_recompute: bool = False
+    # Self-attention implementation: paddle, sdpa, or auto (resolved on the device by ernie1.pretrain.attention).
+    attention_impl: str = "auto"
     # Warm start from trained weights; a checkpoint dir always loads them, a built-in name cannot (no download).
     continue_training: bool = False
 
@@ -153,8 +155,10 @@ class RuntimeConfig:
     num_workers: int = 2
     # Mixed precision (GPU only: on CPU Paddle stays fp32 and we say so).
     use_amp: bool = False
+    # float16 (with dynamic loss scaling) or bfloat16 (none); see ernie1.pretrain.amp.
+    amp_dtype: str = "float16"
     fp16_opt_level: str = "O2"
-    # Initial loss scale of the dynamic GradScaler.
+    # Initial loss scale of the dynamic GradScaler (float16 only).
     scale_loss: float = 32768.0
     output_dir: str = "output"
     # Processes launched (PADDLE_TRAINERS_NUM under paddle.distributed.launch).
@@ -256,7 +260,7 @@ def _validate(v: Mapping[str, Any]) -> None:
     _require(
         v["model_type"] in MODEL_TYPES, "model_type", f"{{model_type}} {v['model_type']}: only ernie is supported"
     )
-    for name in ("lr_decay_style", "data_impl"):
+    for name in ("lr_decay_style", "data_impl", "attention_impl", "amp_dtype", "fp16_opt_level"):
         choices = FLAGS_BY_NAME[name].choices
         _require(v[name] in choices, name, f"{{{name}}} must be one of {', '.join(choices)}, got {v[name]!r}")
     _require(

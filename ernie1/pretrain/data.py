@@ -142,6 +142,14 @@ def _one_line(error: BaseException) -> str:
     return text if isinstance(error, ToolkitError) else f"{type(error).__name__}: {text}"
 
 
+def checked_sample(dataset: Any, index: int) -> Any:
+    """`dataset[index]`, a failure inside it being the one-line data error the loaders raise."""
+    try:
+        return dataset[index]
+    except Exception as error:  # noqa: BLE001 - any failure of the data path is reported the same way
+        raise ToolkitError(f"data error in sample {index}: {_one_line(error)}") from None
+
+
 class ReportingDataset(paddle.io.Dataset):
     """A dataset whose `__getitem__` never raises: an exception becomes a failure record for the main thread.
 

@@ -17,6 +17,8 @@ from ernie1.common.errors import FieldError, ToolkitError
 
 LR_DECAY_STYLES = ("linear", "cosine", "none")
 FP16_OPT_LEVELS = ("O1", "O2")
+AMP_DTYPES = ("float16", "bfloat16")
+ATTENTION_IMPLS = ("auto", "paddle", "sdpa")
 DEVICES = ("cpu", "gpu", "xpu", "mlu", "npu")
 MODEL_TYPES = ("ernie",)
 DATA_IMPLS = ("mmap", "lazy")
@@ -111,6 +113,16 @@ FLAGS: Tuple[Flag, ...] = (
     Flag("hidden_dropout_prob", float, 0.1, "Hidden dropout probability.", "model", **_ours()),
     Flag("attention_probs_dropout_prob", float, 0.1, "Attention dropout probability.", "model", **_ours()),
     Flag("check_accuracy", bool, False, "Force both dropouts to 0 (debugging).", "model"),
+    Flag(
+        "attention_impl",
+        str,
+        "auto",
+        "Self-attention: paddle (nn.MultiHeadAttention), sdpa (scaled_dot_product_attention: flash attention on GPU "
+        "under fp16/bf16), or auto (the fastest on the device: sdpa on GPU and CPU). Same weights either way.",
+        "model",
+        ATTENTION_IMPLS,
+        **_ours(),
+    ),
     Flag(
         "use_recompute",
         bool,
@@ -267,15 +279,25 @@ FLAGS: Tuple[Flag, ...] = (
     Flag("seed", int, 1234, "Seed of model init, data order and dropout.", "runtime", **_paddlenlp("seed")),
     Flag("use_amp", bool, False, "Mixed precision (GPU; a no-op on CPU).", "runtime", **_paddlenlp("fp16")),
     Flag(
+        "amp_dtype",
+        str,
+        "float16",
+        "Half-precision dtype under --use_amp: float16 (with loss scaling) or bfloat16 (no loss scaling; Ampere+).",
+        "runtime",
+        AMP_DTYPES,
+        # The Trainer's switches: --fp16 (float16) or --bf16 (bfloat16).
+        **_paddlenlp("bf16"),
+    ),
+    Flag(
         "fp16_opt_level",
         str,
         "O2",
-        "AMP level.",
+        "AMP level: O1 (autocast lists) or O2 (half-precision weights, fp32 master weights in the optimizer).",
         "runtime",
         FP16_OPT_LEVELS,
         **_paddlenlp("fp16_opt_level"),
     ),
-    Flag("scale_loss", float, 32768, "Initial loss scale under AMP.", "runtime", **_paddlenlp("scale_loss")),
+    Flag("scale_loss", float, 32768, "Initial loss scale under float16 AMP.", "runtime", **_paddlenlp("scale_loss")),
     Flag("use_sharding", bool, False, "Static graph only.", "runtime"),
     Flag("enable_addto", bool, True, "Static graph build strategy.", "runtime"),
     Flag("sharding_degree", int, 1, "Sharding degree (only 1).", "runtime"),

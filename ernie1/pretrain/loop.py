@@ -25,6 +25,7 @@ from ernie1.pretrain.config import LOSS_NAMES
 from ernie1.pretrain.data import EvalStream, PretrainingData, make_loader
 from ernie1.pretrain.metrics_logger import MetricsLogger
 from ernie1.pretrain.model import model_config_dict
+from ernie1.pretrain.quality import QUALITY_SUM_NAMES, dataset_unigram_baseline, summarize
 from ernie1.pretrain.resume import checkpoint_meta
 from ernie1.pretrain.runtime import Placement, barrier
 
@@ -87,6 +88,8 @@ class StepEngine(Protocol):
     # The file that marks this engine's checkpoints, and the refusal for a complete checkpoint of the other engine.
     weights_file: str
     foreign_message: str
+    # How steps run ({"attention_impl": ..., "precision": ...}), for the start-of-run line and record.
+    run_info: Dict[str, str]
 
     def read_checkpoint(self, directory: Path) -> Any:
         """Every file of a checkpoint read into memory, nothing applied yet."""
@@ -103,8 +106,9 @@ class StepEngine(Protocol):
     def step(self, micro_batches: Sequence[Dict[str, Any]]) -> Any:
         """One global step; this rank's [loss, lm_loss, sop_loss] summed over the micro-batches (device or host)."""
 
-    def evaluate_step(self, batch: Dict[str, Any]) -> Sequence[Any]:
-        """[loss, lm_loss, sop_loss] of one micro-batch, without dropout or update."""
+    def evaluate_step(self, batch: Dict[str, Any]) -> Dict[str, float]:
+        """loss, lm_loss, sop_loss and the quality sums (QUALITY_SUM_NAMES) of one micro-batch, without dropout or
+        update."""
 
     def set_training(self, training: bool) -> None:
         """Dropout on (training) or off (evaluation)."""
@@ -139,18 +143,26 @@ def take_micro_batches(iterator: Iterator, count: int, config) -> List[Dict[str,
 
 
 def evaluate(engine: StepEngine, config, placement: Placement, stream: EvalStream, micro_batches: int):
-    """Mean losses over the next `micro_batches` of `stream`, across ranks, with samples/s; None if it is empty."""
+    """Mean losses and the quality figures over the next `micro_batches` of `stream`, across ranks, with samples/s;
+    None if it is empty."""
     if stream.loader is None:
         return None
     engine.set_training(False)
-    sums, count, start = [0.0, 0.0, 0.0], 0, clock()
+    totals: Dict[str, float] = {}
+    count, start = 0, clock()
     for batch in stream.take(micro_batches):
-        sums = [total + float(value) for total, value in zip(sums, engine.evaluate_step(batch))]
+        for name, value in engine.evaluate_step(batch).items():
+            totals[name] = totals.get(name, 0.0) + float(value)
         count += 1
     engine.set_training(True)
     if count == 0:
         return None
-    result = dict(zip(LOSS_NAMES, engine.mean_across_ranks([value / count for value in sums])))
+    names = list(totals)
+    # Means over batches and ranks: losses are per-batch means, the quality sums keep their ratios.
+    means = dict(zip(names, engine.mean_across_ranks([totals[name] / count for name in names])))
+    result = {name: means[name] for name in LOSS_NAMES}
+    if all(name in means for name in QUALITY_SUM_NAMES):
+        result.update(summarize(means, result["lm_loss"]))
     elapsed = max(clock() - start, 1e-9)
     result["samples_per_second"] = count * config.schedule.eval_micro_batch_size * placement.world_size / elapsed
     return result
@@ -216,6 +228,16 @@ def open_metrics(config, placement: Placement, ernie_config) -> MetricsLogger:
     return metrics
 
 
+def log_start(config, placement: Placement, engine: StepEngine, data: PretrainingData, metrics, step: int) -> None:
+    """How steps run and the unigram baseline of the valid split (rank 0; the baseline only where evaluation runs)."""
+    if not placement.is_main:
+        return
+    baseline = None
+    if config.schedule.eval_freq > 0:
+        baseline = dataset_unigram_baseline(data.train, data.valid, int(engine.ernie_config.vocab_size))
+    metrics.log_start(step, dict(engine.run_info), baseline)
+
+
 def train(
     config,
     placement: Placement,
@@ -235,6 +257,7 @@ def train(
         make_loader(data.valid, data.collate_fn, *eval_args, schedule.valid_offset(state.global_step), wrap=True)
     )
     metrics = open_metrics(config, placement, engine.ernie_config)
+    log_start(config, placement, engine, data, metrics, state.global_step)
     train_losses: List[float] = []
     valid_losses: List[Dict[str, float]] = []
     engine.set_training(True)
@@ -265,7 +288,7 @@ def train(
                 result = evaluate(engine, config, placement, valid_stream, schedule.eval_micro_batches)
                 if result is not None:
                     valid_losses.append(result)
-                    metrics.log_eval("valid", step, {k: result[k] for k in LOSS_NAMES}, result["samples_per_second"])
+                    metrics.log_eval("valid", step, result)
             if cadence.should_save(step, schedule):
                 save(config, placement, engine, state, f"{SNAPSHOT_PREFIX}{step}")
             if cadence.should_checkpoint(step, schedule):
@@ -274,8 +297,7 @@ def train(
         test_stream = EvalStream(make_loader(data.test, data.collate_fn, *eval_args, 0, wrap=True))
         test_losses = evaluate(engine, config, placement, test_stream, schedule.test_micro_batches)
         if test_losses is not None:
-            losses = {k: test_losses[k] for k in LOSS_NAMES}
-            metrics.log_eval("test", state.global_step, losses, test_losses["samples_per_second"])
+            metrics.log_eval("test", state.global_step, test_losses)
     finally:
         metrics.close()
     return TrainResult(state.global_step, train_losses, valid_losses, test_losses, resumed_from)

@@ -10,8 +10,20 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from ernie1.common.formats import METRICS_FILE, VISUALDL_DIR
+from ernie1.pretrain.config import LOSS_NAMES
+from ernie1.pretrain.quality import QUALITY_NAMES, UnigramBaseline, describe_baseline
 
 logger = logging.getLogger("ernie1")
+
+
+# The console's names and formats of the quality figures (metrics.jsonl and VisualDL use QUALITY_NAMES).
+_SHORT_NAMES = {
+    "masked_accuracy": "masked_acc",
+    "lm_perplexity": "lm_ppl",
+    "sop_accuracy": "sop_acc",
+    "token_cosine": "token_cos",
+}
+_FORMATS = {"masked_accuracy": ".4f", "lm_perplexity": ".2f", "sop_accuracy": ".4f", "token_cosine": ".4f"}
 
 
 def visualdl_run_dir(output_dir: str) -> Path:
@@ -82,16 +94,38 @@ class MetricsLogger:
             self._scalars("amp", step, amp)
         self._record({"split": "train", "step": step, "learning_rate": learning_rate, **dict(losses)})
 
-    def log_eval(self, split: str, step: int, losses: Mapping[str, float], samples_per_second: float) -> None:
-        """`valid step N, ...` after each evaluation, `test step N, ...` at the end."""
+    def log_start(self, step: int, run_info: Mapping[str, str], baseline: Optional[UnigramBaseline]) -> None:
+        """Once per run: how steps run, and the unigram baseline the valid figures are to be compared with."""
         if not self.enabled:
             return
-        logger.info(
-            f"{split} step {step}, loss: {losses['loss']:.9f}, lm_loss: {losses['lm_loss']:.6f}, "
-            f"sop_loss: {losses['sop_loss']:.6f}, ips: {samples_per_second:.2f} seqs/s"
+        logger.info(", ".join(f"{key}: {value}" for key, value in run_info.items()))
+        record: Dict[str, Any] = {"split": "start", "step": step, **dict(run_info)}
+        if baseline is not None:
+            logger.info(describe_baseline(baseline))
+            record.update(baseline.as_record())
+            self._scalars(
+                "baseline",
+                step,
+                {"unigram_lm_loss": baseline.lm_loss, "unigram_masked_accuracy": baseline.masked_accuracy},
+            )
+        self._record(record)
+
+    def log_eval(self, split: str, step: int, values: Mapping[str, Any]) -> None:
+        """`valid step N, ...` after each evaluation, `test step N, ...` at the end: losses, the quality figures
+        (ernie1.pretrain.quality.QUALITY_NAMES, where measured) and seqs/s."""
+        if not self.enabled:
+            return
+        figures = {name: float(values[name]) for name in (*LOSS_NAMES, *QUALITY_NAMES) if values.get(name) is not None}
+        quality = "".join(
+            f", {_SHORT_NAMES[name]}: {figures[name]:{_FORMATS[name]}}" for name in QUALITY_NAMES if name in figures
         )
-        self._scalars(split, step, {**dict(losses), "samples_per_second": samples_per_second})
-        self._record({"split": split, "step": step, **dict(losses)})
+        samples_per_second = float(values.get("samples_per_second", 0.0))
+        logger.info(
+            f"{split} step {step}, loss: {figures['loss']:.9f}, lm_loss: {figures['lm_loss']:.6f}, "
+            f"sop_loss: {figures['sop_loss']:.6f}{quality}, ips: {samples_per_second:.2f} seqs/s"
+        )
+        self._scalars(split, step, {**figures, "samples_per_second": samples_per_second})
+        self._record({"split": split, "step": step, **figures})
 
     def close(self) -> None:
         """Flush VisualDL."""

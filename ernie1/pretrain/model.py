@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import paddle
 import paddle.nn.functional as F
@@ -13,6 +13,7 @@ from paddlenlp.transformers import ErnieConfig, ErnieForMaskedLM, ErnieForPretra
 
 from ernie1.common.errors import FieldError
 from ernie1.common.formats import MODEL_CONFIG_FILES, WEIGHTS_FILE
+from ernie1.pretrain.attention import PADDLE, resolve_attention_impl, set_attention_impl
 
 logger = logging.getLogger("ernie1")
 
@@ -33,9 +34,6 @@ ERNIE_1_0_CONFIG: Dict[str, Any] = {
     "layer_norm_eps": 1e-12,
 }
 BUILTIN_CONFIGS: Dict[str, Dict[str, Any]] = {"ernie-1.0": ERNIE_1_0_CONFIG, "ernie-1.0-base-zh": ERNIE_1_0_CONFIG}
-# REFERENCE §11.5: run these in fp16 under O1, keep the fused softmax-CE in fp32 (dygraph and static).
-AMP_WHITE_LIST = ["softmax", "layer_norm", "gelu"]
-AMP_BLACK_LIST = ["c_softmax_with_cross_entropy"]
 _ALLOWED_OVERRIDES = set(ERNIE_1_0_CONFIG) | {"task_type_vocab_size", "use_task_id", "pool_act"}
 
 
@@ -155,10 +153,23 @@ def architecture_fingerprint(ernie_config: ErnieConfig) -> Dict[str, Any]:
     return values
 
 
-def build_pretraining_model(ernie_config: ErnieConfig, binary_head: bool = True) -> paddle.nn.Layer:
-    """`ErnieForPretraining` (MLM + SOP heads), or `ErnieForMaskedLM` without the binary head, as the original."""
+def build_pretraining_model(
+    ernie_config: ErnieConfig, binary_head: bool = True, attention_impl: str = PADDLE, device: Optional[str] = None
+) -> paddle.nn.Layer:
+    """`ErnieForPretraining` (MLM + SOP heads), or `ErnieForMaskedLM` without the binary head, as the original.
+
+    `attention_impl` (paddle, sdpa, auto = the fastest on `device`) only swaps the attention computation: parameter
+    names and state_dict keys are paddlenlp's either way, so checkpoints move between implementations.
+    """
     model_class = ErnieForPretraining if binary_head else ErnieForMaskedLM
-    return model_class(ernie_config)
+    model = model_class(ernie_config)
+    set_attention_impl(model, resolve_attention_impl(attention_impl, device))
+    return model
+
+
+def resolved_attention_impl(config, device: str) -> str:
+    """The attention implementation a run builds (config.model.attention_impl, `auto` resolved for `device`)."""
+    return resolve_attention_impl(config.model.attention_impl, device)
 
 
 def enable_recompute(model: paddle.nn.Layer) -> None:
@@ -216,26 +227,16 @@ def check_continue_training(config) -> None:
         )
 
 
-def build_model(config, ernie_config: ErnieConfig) -> paddle.nn.Layer:
+def build_model(config, ernie_config: ErnieConfig, device: str) -> paddle.nn.Layer:
     """The pretraining model: a built-in config from scratch, or a checkpoint dir with its weights (as the original)."""
     check_continue_training(config)
-    model = build_pretraining_model(ernie_config, config.model.binary_head)
+    model = build_pretraining_model(ernie_config, config.model.binary_head, resolved_attention_impl(config, device))
     if config.model.model_name_or_path not in BUILTIN_CONFIGS:
         # As the original: a checkpoint directory is always a warm start (from_pretrained), flag or not.
         load_model_weights(model, config.model.model_name_or_path)
     if config.model.use_recompute:
         enable_recompute(model)
     return model
-
-
-def amp_enabled(config, device: str) -> bool:
-    """AMP only where Paddle implements it; on CPU it would silently stay fp32, so say so."""
-    if not config.runtime.use_amp:
-        return False
-    if device == "cpu":
-        logger.warning("--use_amp true has no effect on cpu (Paddle's AMP is GPU/XPU only): training in fp32")
-        return False
-    return True
 
 
 class PretrainingCriterion(paddle.nn.Layer):
@@ -278,3 +279,28 @@ def forward_pretraining(model: paddle.nn.Layer, batch: Dict[str, paddle.Tensor])
     if isinstance(outputs, (tuple, list)):
         return outputs[0], outputs[1] if len(outputs) > 1 else None
     return outputs, None
+
+
+def unwrapped(model: paddle.nn.Layer) -> paddle.nn.Layer:
+    """The model inside a DataParallel wrapper (the model itself otherwise)."""
+    return getattr(model, "_layers", model)
+
+
+def forward_with_states(model: paddle.nn.Layer, batch: Mapping[str, Any]):
+    """(prediction_scores, sop_scores or None, final hidden states [B,S,H]): the heads of the pretraining model over
+    the encoder, as its forward runs them, keeping the encoder output for the quality figures (evaluation only).
+
+    `batch` holds the collate's tensors (dygraph) or the program's feeds (static; with `position_ids`).
+    """
+    model = unwrapped(model)
+    sequence_output, pooled_output = model.ernie(
+        batch["input_ids"],
+        token_type_ids=batch["token_type_ids"],
+        position_ids=batch.get("position_ids"),
+        attention_mask=batch["attention_mask"],
+    )[:2]
+    if isinstance(model, ErnieForPretraining):
+        prediction_scores, sop_scores = model.cls(sequence_output, pooled_output, batch["masked_positions"])
+    else:
+        prediction_scores, sop_scores = model.cls(sequence_output, masked_positions=batch["masked_positions"]), None
+    return prediction_scores, sop_scores, sequence_output

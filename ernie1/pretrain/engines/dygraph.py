@@ -10,18 +10,20 @@ import paddle
 
 from ernie1.common.errors import FieldError, ToolkitError
 from ernie1.common.formats import WEIGHTS_FILE
+from ernie1.pretrain.amp import AmpPlan, autocast, resolve_amp_plan
 from ernie1.pretrain.checkpoint import RngState, part_file, read_parts, save_checkpoint
+from ernie1.pretrain.config import LOSS_NAMES
 from ernie1.pretrain.lr_schedule import build_lr_scheduler
 from ernie1.pretrain.model import (
-    AMP_BLACK_LIST,
-    AMP_WHITE_LIST,
     PretrainingCriterion,
-    amp_enabled,
     build_model,
     forward_pretraining,
+    forward_with_states,
     model_config_dict,
+    resolved_attention_impl,
 )
 from ernie1.pretrain.optim import build_optimizer
+from ernie1.pretrain.quality import QUALITY_SUM_NAMES, quality_sums
 from ernie1.pretrain.runtime import Placement, mean_across_ranks, seed_for_training
 
 
@@ -49,6 +51,17 @@ class Fp32Model:
         self.model.set_state_dict(converted)
 
 
+def apply_amp(plan: AmpPlan, model: paddle.nn.Layer, optimizer: Any, scale_loss: float):
+    """(model, optimizer, scaler or None) for the plan: O2 casts the model and keeps fp32 master weights; a
+    GradScaler only for float16 (bfloat16 needs no loss scaling)."""
+    if plan.enabled and plan.level == "O2":
+        model, optimizer = paddle.amp.decorate(
+            models=model, optimizers=optimizer, level="O2", dtype=plan.dtype, master_weight=plan.master_weights
+        )
+    scaler = paddle.amp.GradScaler(init_loss_scaling=scale_loss) if plan.loss_scaling else None
+    return model, optimizer, scaler
+
+
 class DygraphEngine:
     """Model, criterion, optimizer, scheduler and scaler; AMP decoration and the data-parallel wrapper."""
 
@@ -62,19 +75,18 @@ class DygraphEngine:
     def __init__(self, config, placement: Placement, tokenizer: Any, ernie_config: Any):
         self.config, self.placement = config, placement
         self.tokenizer, self.ernie_config = tokenizer, ernie_config
-        model = build_model(config, ernie_config)
+        model = build_model(config, ernie_config, placement.device)
         self.criterion = PretrainingCriterion(config.model.binary_head)
         self.lr_scheduler = build_lr_scheduler(config.optim)
-        self.use_amp = amp_enabled(config, placement.device)
-        optimizer = build_optimizer(config.optim, model, self.lr_scheduler, multi_precision=self.use_amp)
-        self.scaler = None
-        if self.use_amp:
-            self.scaler = paddle.amp.GradScaler(init_loss_scaling=config.runtime.scale_loss)
-            if config.runtime.fp16_opt_level == "O2":
-                model, optimizer = paddle.amp.decorate(
-                    models=model, optimizers=optimizer, level="O2", master_weight=True
-                )
+        self.amp = resolve_amp_plan(config.runtime, placement.device)
+        optimizer = build_optimizer(config.optim, model, self.lr_scheduler, multi_precision=self.amp.enabled)
+        model, optimizer, self.scaler = apply_amp(self.amp, model, optimizer, config.runtime.scale_loss)
         self.model, self.optimizer = model, optimizer
+        # How steps run, for the start-of-run line and record.
+        self.run_info = {
+            "attention_impl": resolved_attention_impl(config, placement.device),
+            "precision": self.amp.describe(),
+        }
         # The layer the step calls: `model`, or its DataParallel wrapper.
         self.network = model
         if placement.world_size > 1:
@@ -128,18 +140,8 @@ class DygraphEngine:
     def learning_rate(self) -> float:
         return float(self.optimizer.get_lr())
 
-    def _autocast(self):
-        if not self.use_amp:
-            return contextlib.nullcontext()
-        return paddle.amp.auto_cast(
-            enable=True,
-            custom_white_list=AMP_WHITE_LIST,
-            custom_black_list=AMP_BLACK_LIST,
-            level=self.config.runtime.fp16_opt_level,
-        )
-
     def _losses(self, batch: Dict[str, paddle.Tensor]):
-        with self._autocast():
+        with autocast(self.amp):
             scores, sop_scores = forward_pretraining(self.network, batch)
             return self.criterion(scores, sop_scores, batch["masked_lm_labels"], batch["next_sentence_labels"])
 
@@ -183,9 +185,15 @@ class DygraphEngine:
         self.lr_scheduler.step()
         return sums
 
-    def evaluate_step(self, batch: Dict[str, Any]):
-        with paddle.no_grad():
-            return self._losses(batch)
+    def evaluate_step(self, batch: Dict[str, Any]) -> Dict[str, float]:
+        """Losses and quality sums of one micro-batch (one forward, no dropout, no update)."""
+        with paddle.no_grad(), autocast(self.amp):
+            scores, sop_scores, states = forward_with_states(self.model, batch)
+            labels, sop_labels = batch["masked_lm_labels"], batch["next_sentence_labels"]
+            losses = self.criterion(scores, sop_scores, labels, sop_labels)
+            sums = quality_sums(scores, sop_scores, states, labels, sop_labels, batch["attention_mask"])
+        values = paddle.concat([paddle.stack([loss.astype("float32") for loss in losses]), sums]).numpy()
+        return dict(zip(LOSS_NAMES + QUALITY_SUM_NAMES, (float(value) for value in values)))
 
     def mean_across_ranks(self, values: List[float]) -> List[float]:
         return mean_across_ranks(values, self.placement.world_size)

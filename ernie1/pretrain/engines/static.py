@@ -14,6 +14,7 @@ import paddle
 
 from ernie1.common.errors import FieldError
 from ernie1.common.formats import WEIGHTS_FILE
+from ernie1.pretrain.amp import resolve_amp_plan
 from ernie1.pretrain.config import LOSS_NAMES
 from ernie1.pretrain.engines.static_program import (
     StaticParallel,
@@ -25,7 +26,12 @@ from ernie1.pretrain.engines.static_program import (
     static_name_map,
     train_step,
 )
-from ernie1.pretrain.model import BUILTIN_CONFIGS, amp_enabled, check_continue_training, model_config_dict
+from ernie1.pretrain.model import (
+    BUILTIN_CONFIGS,
+    check_continue_training,
+    model_config_dict,
+    resolved_attention_impl,
+)
 from ernie1.pretrain.runtime import Placement
 from ernie1.pretrain.static_checkpoint import (
     STATIC_PARAMS_FILE,
@@ -54,6 +60,10 @@ class StaticEngine:
         self.config, self.placement = config, placement
         self.tokenizer, self.ernie_config = tokenizer, ernie_config
         self.name_map = static_name_map(ernie_config, config.model.binary_head)
+        self.amp = resolve_amp_plan(config.runtime, placement.device)
+        self.attention_impl = resolved_attention_impl(config, placement.device)
+        # How steps run, for the start-of-run line and record.
+        self.run_info = {"attention_impl": self.attention_impl, "precision": self.amp.describe()}
         self.programs = None
         self.exe = None
         self._last_lr = 0.0
@@ -68,12 +78,16 @@ class StaticEngine:
         """Static mode, programs, executor and parameters (fresh, from --continue_training weights, or resumed)."""
         if checkpoint is not None and "training_state" in checkpoint:
             state.set_state_dict(checkpoint["training_state"])
-        amp_enabled(self.config, self.placement.device)  # warns that --use_amp is a no-op on cpu
         enter_static_mode(self.placement)
-        parallel = StaticParallel(
-            self.placement.world_size, self.placement.rank, use_fleet=self.placement.device == "gpu"
+        parallel = StaticParallel(self.placement.world_size, self.placement.rank)
+        self.programs = build_static_programs(
+            self.config,
+            self.ernie_config,
+            parallel,
+            last_step=state.global_step,
+            amp=self.amp,
+            attention_impl=self.attention_impl,
         )
-        self.programs = build_static_programs(self.config, self.ernie_config, parallel, last_step=state.global_step)
         self.exe = create_executor(self.placement.device)
         initialize_parameters(self.exe, self.programs, self.config.runtime.seed, self.placement.rank)
         if checkpoint is not None:
@@ -131,9 +145,9 @@ class StaticEngine:
         # The program returns rank-averaged means over the micro-batches; the loop keeps sums.
         return np.array([metrics[name] for name in LOSS_NAMES]) * self.config.schedule.accumulate_steps
 
-    def evaluate_step(self, batch: Dict[str, Any]) -> List[float]:
-        losses = eval_step(self.exe, self.programs, batch)
-        return [losses[name] for name in LOSS_NAMES]
+    def evaluate_step(self, batch: Dict[str, Any]) -> Dict[str, float]:
+        """Losses and quality sums of one micro-batch (the eval program's fetches)."""
+        return eval_step(self.exe, self.programs, batch)
 
     def mean_across_ranks(self, values: List[float]) -> List[float]:
         """The programs already all-reduce their losses."""

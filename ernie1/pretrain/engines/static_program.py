@@ -16,16 +16,18 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import paddle
 
+from ernie1.pretrain.amp import FP32, AmpPlan, autocast
+from ernie1.pretrain.attention import PADDLE
 from ernie1.pretrain.config import LOSS_NAMES
 from ernie1.pretrain.lr_schedule import build_lr_scheduler
 from ernie1.pretrain.model import (
-    AMP_BLACK_LIST,
-    AMP_WHITE_LIST,
     PretrainingCriterion,
     build_pretraining_model,
     enable_recompute,
+    forward_with_states,
 )
 from ernie1.pretrain.optim import build_optimizer
+from ernie1.pretrain.quality import QUALITY_SUM_NAMES, quality_sums
 
 logger = logging.getLogger("ernie1")
 
@@ -43,12 +45,10 @@ FEED_SPECS: Tuple[Tuple[str, Tuple[int, ...], str], ...] = (
 
 @dataclass(frozen=True)
 class StaticParallel:
-    """How gradients are combined across processes."""
+    """How gradients are combined across processes: an all_reduce of each gradient appended to the program."""
 
     world_size: int = 1
     rank: int = 0
-    # GPU: fleet collective optimizer (with AMP); CPU: hand-written all_reduce of each gradient.
-    use_fleet: bool = False
 
 
 @dataclass
@@ -66,21 +66,17 @@ class StaticPrograms:
     # {structured state_dict key: static parameter name}, tied keys included.
     name_map: Dict[str, str]
     lr_scheduler: paddle.optimizer.lr.LRScheduler
-    # Under AMP O2 the fp16 copies of the parameters are made from the fp32 ones after startup (`amp_init`).
-    pure_fp16_optimizer: object = None
+    # How the programs compute (fp32, or autocast to fp16/bf16; the loss scaling ops exist for fp16 only).
+    amp: AmpPlan = FP32
 
 
 def enter_static_mode(runtime) -> None:
     """Switch to static mode after `ernie1.pretrain.runtime.init_runtime` (dygraph) joined the collective group.
 
-    CPU data parallel needs the group built in dygraph mode, before `enable_static()` (REFERENCE §20); GPU runs use
-    fleet's static collective optimizer, which needs fleet initialised even for one card.
+    Data parallel needs the group built in dygraph mode, before `enable_static()` (REFERENCE §20): the programs'
+    all_reduce ops then run on it (gloo on CPU, NCCL on GPU).
     """
     paddle.enable_static()
-    if runtime.device == "gpu" and runtime.world_size == 1:
-        from paddle.distributed import fleet
-
-        fleet.init(is_collective=True)
     if runtime.device == "cpu":
         # With 2+ threads the PIR executor's own thread pool oversubscribes the cores and halves the speed.
         paddle.set_flags({"FLAGS_new_executor_serial_run": True})
@@ -128,8 +124,10 @@ def _forward_losses(model, criterion, feeds: Mapping[str, object]):
     return criterion(prediction_scores, sop_scores, feeds["masked_lm_labels"], feeds.get("next_sentence_labels"))
 
 
-def _build_model(ernie_config, binary_head: bool, training: bool, use_recompute: bool = False):
-    model = build_pretraining_model(ernie_config, binary_head=binary_head)
+def _build_model(
+    ernie_config, binary_head: bool, training: bool, use_recompute: bool = False, attention_impl: str = PADDLE
+):
+    model = build_pretraining_model(ernie_config, binary_head=binary_head, attention_impl=attention_impl)
     if use_recompute:
         enable_recompute(model)
     if not training:
@@ -144,41 +142,57 @@ def _all_reduce_mean(value, world_size: int):
     return copy / world_size
 
 
-def _minimize(optimizer, loss, parallel: StaticParallel, use_amp: bool, runtime):
-    """Append backward + update; returns the optimizer that ran (fleet's wrapper on GPU)."""
-    if parallel.use_fleet:
-        return _fleet_minimize(optimizer, loss, use_amp, runtime)
+def _decorate(amp: AmpPlan, model, optimizer=None):
+    """PIR AMP: O2 casts the parameters (the optimizer keeps fp32 master weights); O1 wraps the optimizer only.
+
+    Returns (model, optimizer); the forward must then be built under `autocast(amp)`.
+    """
+    if not amp.enabled:
+        return model, optimizer
+    decorated = paddle.amp.decorate(
+        models=model, optimizers=optimizer, level=amp.level, dtype=amp.dtype, master_weight=amp.master_weights
+    )
+    return decorated if optimizer is not None else (decorated, None)
+
+
+def _loss_scaler(amp: AmpPlan, scale_loss: float):
+    """The dynamic loss scaler of a float16 program (None for fp32 and bfloat16)."""
+    return paddle.amp.GradScaler(init_loss_scaling=float(scale_loss)) if amp.loss_scaling else None
+
+
+def _minimize(optimizer, scaler, loss, parallel: StaticParallel) -> None:
+    """Append backward (of the scaled loss under fp16) and the update, all-reducing gradients across ranks."""
     if parallel.world_size == 1:
-        optimizer.minimize(loss)
-        return optimizer
-    # Static fleet collectives are GPU/XPU only: on CPU, average each gradient with gloo all_reduce (REFERENCE §20).
-    params_grads = [(param, grad) for param, grad in paddle.static.append_backward(loss) if grad is not None]
+        if scaler is not None:
+            scaler.minimize(optimizer, scaler.scale(loss))
+        else:
+            optimizer.minimize(loss)
+        return
+    if scaler is not None:
+        _bind_loss_scaling(optimizer, scaler, scaler.scale(loss))
+    # Static fleet collectives are not used: average each gradient with all_reduce (gloo / NCCL, REFERENCE §20).
+    params_grads = [(param, grad) for param, grad in optimizer.backward(loss) if grad is not None]
     averaged = []
     for param, grad in params_grads:
         paddle.distributed.all_reduce(grad)
         averaged.append((param, grad / parallel.world_size))
     optimizer.apply_gradients(averaged)
-    return optimizer
 
 
-def _fleet_minimize(optimizer, loss, use_amp: bool, runtime):
-    from paddle.distributed import fleet
-
-    strategy = fleet.DistributedStrategy()
-    if use_amp:
-        strategy.amp = True
-        # The original ignored --scale_loss and --fp16_opt_level here (§18.10); both are honoured.
-        strategy.amp_configs = {
-            "init_loss_scaling": float(runtime.scale_loss),
-            "use_dynamic_loss_scaling": True,
-            "custom_white_list": AMP_WHITE_LIST,
-            "custom_black_list": AMP_BLACK_LIST,
-            "use_pure_fp16": runtime.fp16_opt_level == "O2",
-            "use_fp16_guard": False,
-        }
-    distributed = fleet.distributed_optimizer(optimizer, strategy=strategy)
-    distributed.minimize(loss)
-    return distributed
+def _bind_loss_scaling(optimizer, scaler, scaled_loss) -> None:
+    """What GradScaler.minimize hands the PIR mixed-precision optimizer before its minimize (Paddle 3.3
+    amp/grad_scaler.py), for the backward / all_reduce / apply_gradients sequence of data parallel."""
+    optimizer._use_dynamic_loss_scaling = scaler._use_dynamic_loss_scaling
+    optimizer._init_loss_scaling = scaler._init_loss_scaling
+    optimizer._loss_scaling = scaler._scale
+    optimizer._scaled_loss = scaled_loss
+    if scaler._use_dynamic_loss_scaling:
+        optimizer._incr_every_n_steps = scaler._incr_every_n_steps
+        optimizer._decr_every_n_nan_or_inf = scaler._decr_every_n_nan_or_inf
+        optimizer._incr_ratio = scaler._incr_ratio
+        optimizer._decr_ratio = scaler._decr_ratio
+        optimizer._num_good_steps = None
+        optimizer._num_bad_steps = None
 
 
 def build_static_programs(
@@ -186,34 +200,44 @@ def build_static_programs(
     ernie_config,
     parallel: StaticParallel = StaticParallel(),
     last_step: int = 0,
+    amp: AmpPlan = FP32,
+    attention_impl: str = PADDLE,
 ) -> StaticPrograms:
     """Build the train program (one forward per micro-batch of a global step, one update) and the eval program.
 
-    `config` is a `PretrainConfig`; the LR scheduler is positioned at `last_step` (0 for a fresh run).
+    `config` is a `PretrainConfig`; the LR scheduler is positioned at `last_step` (0 for a fresh run); `amp` and
+    `attention_impl` (paddle or sdpa, resolved) are fixed when the programs are traced.
     """
     binary_head = config.model.binary_head
     accumulate_steps = config.schedule.accumulate_steps
-    use_amp = bool(config.runtime.use_amp) and config.runtime.device == "gpu" and paddle.is_compiled_with_cuda()
     main, startup = paddle.static.Program(), paddle.static.Program()
     with paddle.utils.unique_name.guard(), paddle.static.program_guard(main, startup):
         model, criterion = _build_model(
-            ernie_config, binary_head, training=True, use_recompute=config.model.use_recompute
+            ernie_config,
+            binary_head,
+            training=True,
+            use_recompute=config.model.use_recompute,
+            attention_impl=attention_impl,
         )
         name_map = {key: value.name for key, value in model.state_dict().items()}
+        lr_scheduler = build_lr_scheduler(config.optim, last_step=last_step)
+        optimizer = build_optimizer(config.optim, model, lr_scheduler, multi_precision=amp.enabled)
+        model, optimizer = _decorate(amp, model, optimizer)
         micro_feed_names, totals = [], []
         # Gradient accumulation as k forwards in one program: the mean of per-micro-batch losses, as dygraph.
-        for micro in range(accumulate_steps):
-            names, feeds = _declare_feeds("" if micro == 0 else f"_micro{micro}", binary_head)
-            micro_feed_names.append(names)
-            totals.append(_forward_losses(model, criterion, feeds))
+        with autocast(amp):
+            for micro in range(accumulate_steps):
+                names, feeds = _declare_feeds("" if micro == 0 else f"_micro{micro}", binary_head)
+                micro_feed_names.append(names)
+                totals.append(_forward_losses(model, criterion, feeds))
         losses = [paddle.add_n([parts[i] for parts in totals]) / accumulate_steps for i in range(3)]
-        lr_scheduler = build_lr_scheduler(config.optim, last_step=last_step)
-        optimizer = build_optimizer(config.optim, model, lr_scheduler, multi_precision=use_amp)
-        used_optimizer = _minimize(optimizer, losses[0], parallel, use_amp, config.runtime)
+        _minimize(optimizer, _loss_scaler(amp, config.runtime.scale_loss), losses[0], parallel)
         if parallel.world_size > 1:
             losses = [_all_reduce_mean(loss, parallel.world_size) for loss in losses]
         train_fetch = dict(zip(LOSS_NAMES, losses))
-    eval_program, eval_feed_names, eval_fetch = _build_eval_program(ernie_config, binary_head, parallel)
+    eval_program, eval_feed_names, eval_fetch = _build_eval_program(
+        ernie_config, binary_head, parallel, amp, attention_impl
+    )
     return StaticPrograms(
         main=main,
         startup=startup,
@@ -224,20 +248,30 @@ def build_static_programs(
         eval_fetch=eval_fetch,
         name_map=name_map,
         lr_scheduler=lr_scheduler,
-        pure_fp16_optimizer=used_optimizer if use_amp and config.runtime.fp16_opt_level == "O2" else None,
+        amp=amp,
     )
 
 
-def _build_eval_program(ernie_config, binary_head: bool, parallel: StaticParallel):
-    # Built in its own fresh name guard, so its parameters carry the train program's names and share its scope.
+def _build_eval_program(
+    ernie_config, binary_head: bool, parallel: StaticParallel, amp: AmpPlan = FP32, attention_impl: str = PADDLE
+):
+    """Losses and quality sums (ernie1.pretrain.quality) of one batch, rank-averaged, in eval mode."""
+    # Built in its own fresh name guard, so its parameters carry the train program's names and share its scope (with
+    # the train program's dtypes: the same AMP decoration).
     program, unused_startup = paddle.static.Program(), paddle.static.Program()
     with paddle.utils.unique_name.guard(), paddle.static.program_guard(program, unused_startup):
-        model, criterion = _build_model(ernie_config, binary_head, training=False)
+        model, criterion = _build_model(ernie_config, binary_head, training=False, attention_impl=attention_impl)
+        model, _ = _decorate(amp, model)
         names, feeds = _declare_feeds("", binary_head)
-        losses = list(_forward_losses(model, criterion, feeds))
+        with autocast(amp):
+            scores, sop_scores, states = forward_with_states(model, feeds)
+            labels, sop_labels = feeds["masked_lm_labels"], feeds.get("next_sentence_labels")
+            losses = list(criterion(scores, sop_scores, labels, sop_labels))
+            sums = quality_sums(scores, sop_scores, states, labels, sop_labels, feeds["attention_mask"])
+        values = [*losses, *(sums[index] for index in range(len(QUALITY_SUM_NAMES)))]
         if parallel.world_size > 1:
-            losses = [_all_reduce_mean(loss, parallel.world_size) for loss in losses]
-    return program, names, dict(zip(LOSS_NAMES, losses))
+            values = [_all_reduce_mean(value, parallel.world_size) for value in values]
+    return program, names, dict(zip(LOSS_NAMES + QUALITY_SUM_NAMES, values))
 
 
 def build_inference_program(ernie_config, binary_head: bool = True):
@@ -275,9 +309,8 @@ def create_executor(device: str) -> paddle.static.Executor:
 def initialize_parameters(exe: paddle.static.Executor, programs: StaticPrograms, seed: int, rank: int) -> None:
     """Run the startup program with the same seed on every rank (identical replicas), then seed dropout per rank."""
     paddle.seed(seed)
+    # Under PIR AMP O2 the startup program itself creates the half-precision parameters (no amp_init).
     exe.run(programs.startup)
-    if programs.pure_fp16_optimizer is not None:
-        programs.pure_fp16_optimizer.amp_init(exe.place)
     paddle.seed(seed + rank)
 
 

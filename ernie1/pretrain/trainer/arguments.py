@@ -104,6 +104,8 @@ def config_values(model_args: Any, data_args: Any, training_args: Any) -> Dict[s
         global_batch_size=global_batch_size(training_args),
         decay_steps=training_args.decay_steps or None,
         use_amp=bool(training_args.fp16 or training_args.bf16),
+        # The Trainer's --fp16 / --bf16 switches are our --use_amp with --amp_dtype float16 / bfloat16.
+        amp_dtype="bfloat16" if training_args.bf16 else "float16",
         use_recompute=bool(training_args.recompute),
         device=str(training_args.device),
         logging_freq=max(1, int(training_args.logging_steps)),

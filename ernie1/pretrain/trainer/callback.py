@@ -47,18 +47,16 @@ class PretrainingCallback(TrainerCallback):
         )
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        """After each evaluation (valid) or the final test: its lm/sop means."""
-        means = self._means("eval", args.world_size)
-        if means is None or not metrics:
+        """After each evaluation (valid) or the final test: its losses and quality figures (PretrainingTrainer put
+        them into the Trainer's metrics, `eval_masked_accuracy`, ...)."""
+        if not metrics:
             return
         split = "test" if any(key.startswith("test_") for key in metrics) else "valid"
         prefix = "test" if split == "test" else "eval"
-        self.metrics.log_eval(
-            split,
-            state.global_step,
-            dict(zip(LOSS_NAMES, means)),
-            float(metrics.get(f"{prefix}_samples_per_second", 0)),
-        )
+        if f"{prefix}_lm_loss" not in metrics:
+            return
+        values = {key[len(prefix) + 1 :]: value for key, value in metrics.items() if key.startswith(prefix + "_")}
+        self.metrics.log_eval(split, state.global_step, values)
 
     def on_save(self, args, state, control, **kwargs):
         """The Trainer got no tokenizer (its save would leak the `##` extension): write a clean one (PaddleNLP #3671)."""

@@ -30,12 +30,20 @@ class CriterionWrapper(paddle.nn.Layer):
         mode = "train" if paddle.is_grad_enabled() else "eval"
         # Kept on the device: a float() here would synchronise the GPU on every micro-batch.
         parts = paddle.stack([total.detach(), lm_loss.detach(), sop_loss.detach()]).astype("float32")
-        self._sums[mode] = parts if mode not in self._sums else self._sums[mode] + parts
-        self._counts[mode] = self._counts.get(mode, 0) + 1
+        self._add(mode, parts)
         return total
 
+    def _add(self, mode: str, parts: paddle.Tensor) -> None:
+        self._sums[mode] = parts if mode not in self._sums else self._sums[mode] + parts
+        self._counts[mode] = self._counts.get(mode, 0) + 1
+
+    def add_quality(self, sums: paddle.Tensor) -> None:
+        """Accumulate one evaluation batch's quality sums (ernie1.pretrain.quality.quality_sums)."""
+        self._add("quality", sums.astype("float32"))
+
     def pop_means(self, mode: str) -> Optional[List[float]]:
-        """Mean [loss, lm_loss, sop_loss] over the micro-batches since the last call for `mode`, then reset."""
+        """Mean [loss, lm_loss, sop_loss] (mode train/eval) or quality sums (mode quality) over the micro-batches since
+        the last call for `mode`, then reset."""
         sums, count = self._sums.pop(mode, None), self._counts.pop(mode, 0)
         if sums is None or count == 0:
             return None

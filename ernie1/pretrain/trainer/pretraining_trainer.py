@@ -11,7 +11,11 @@ import paddle
 from paddlenlp.trainer import Trainer
 from paddlenlp.trainer.trainer_utils import speed_metrics
 
+from ernie1.pretrain.config import LOSS_NAMES
 from ernie1.pretrain.data import OrderedBatchSampler, raise_data_failure
+from ernie1.pretrain.model import forward_with_states
+from ernie1.pretrain.quality import QUALITY_SUM_NAMES, quality_sums, summarize
+from ernie1.pretrain.runtime import mean_across_ranks
 from ernie1.pretrain.trainer.sampler import ResumableBatchSampler
 
 
@@ -42,10 +46,35 @@ class PretrainingTrainer(Trainer):
         return super().compute_loss(model, raise_data_failure(inputs), return_outputs=return_outputs)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        """The Trainer's evaluation step, after turning a failure from the data path into its one-line error."""
-        return super().prediction_step(
-            model, raise_data_failure(inputs), prediction_loss_only, ignore_keys=ignore_keys
-        )
+        """The evaluation step: the loss (lm/sop parts kept by the criterion) and the quality sums of one batch, after
+        turning a failure from the data path into its one-line error."""
+        inputs = raise_data_failure(inputs)
+        if not prediction_loss_only:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        masked_lm_labels, next_sentence_labels = inputs["labels"]
+        with paddle.no_grad(), self.autocast_smart_context_manager():
+            scores, sop_scores, states = forward_with_states(model, inputs)
+            loss = self.criterion((scores, sop_scores), inputs["labels"])
+            self.criterion.add_quality(
+                quality_sums(
+                    scores, sop_scores, states, masked_lm_labels, next_sentence_labels, inputs["attention_mask"]
+                )
+            )
+        return loss.detach(), None, None
+
+    def _pretraining_metrics(self, prefix: str) -> Dict[str, float]:
+        """`<prefix>_lm_loss`, `<prefix>_sop_loss`, `<prefix>_masked_accuracy`, ... of the evaluation just run."""
+        world_size = self.args.world_size
+        losses, sums = self.criterion.pop_means("eval"), self.criterion.pop_means("quality")
+        if losses is None:
+            return {}
+        values = dict(zip(LOSS_NAMES, mean_across_ranks(losses, world_size)))
+        if sums is not None:
+            quality = summarize(dict(zip(QUALITY_SUM_NAMES, mean_across_ranks(sums, world_size))), values["lm_loss"])
+            values.update({name: value for name, value in quality.items() if value is not None})
+        # `<prefix>_loss` replaces the Trainer's own mean of the same batch losses (equal up to rounding).
+        return {f"{prefix}_{name}": value for name, value in values.items()}
 
     def _eval_stream(self, eval_dataset: Any, consumed_samples: int) -> Iterator:
         """An endless in-order iterator from `consumed_samples`, wrapping around so a small split never runs dry."""
@@ -92,6 +121,7 @@ class PretrainingTrainer(Trainer):
                 num_steps=math.ceil(output.num_samples / total_batch_size),
             )
         )
+        output.metrics.update(self._pretraining_metrics(metric_key_prefix))
         self.log(output.metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, output.metrics)
         return output.metrics

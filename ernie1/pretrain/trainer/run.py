@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -9,6 +10,7 @@ from typing import Any, Dict, List, Optional
 import paddle
 
 from ernie1.common.errors import FieldError
+from ernie1.pretrain.amp import AmpPlan, amp_plan
 from ernie1.pretrain.data import (
     ReportingDataset,
     base_vocab_size,
@@ -18,8 +20,14 @@ from ernie1.pretrain.data import (
 )
 from ernie1.pretrain.lr_schedule import build_lr_scheduler
 from ernie1.pretrain.metrics_logger import MetricsLogger
-from ernie1.pretrain.model import PretrainingCriterion, build_checked_ernie_config, build_model
+from ernie1.pretrain.model import (
+    PretrainingCriterion,
+    build_checked_ernie_config,
+    build_model,
+    resolved_attention_impl,
+)
 from ernie1.pretrain.output_dir import claimed_output_dir
+from ernie1.pretrain.quality import dataset_unigram_baseline
 from ernie1.pretrain.runtime import Placement, set_seeds
 from ernie1.pretrain.trainer.arguments import to_pretrain_config
 from ernie1.pretrain.trainer.callback import PretrainingCallback
@@ -27,6 +35,8 @@ from ernie1.pretrain.trainer.checkpoints import check_checkpoint_compatible, fin
 from ernie1.pretrain.trainer.criterion import CriterionWrapper
 from ernie1.pretrain.trainer.pretraining_trainer import PretrainingTrainer
 from ernie1.text.tokenizer import save_tokenizer_files
+
+logger = logging.getLogger("ernie1")
 
 
 @dataclass
@@ -63,6 +73,32 @@ def _wrap(dataset: Any) -> Any:
     return ReportingDataset(dataset) if dataset is not None else None
 
 
+def _amp_plan(config, placement: Placement, training_args) -> AmpPlan:
+    """What the Trainer's --fp16 / --bf16 / --fp16_opt_level do here; on CPU they are turned off, with a note."""
+    plan = amp_plan(config.runtime.use_amp, config.runtime.amp_dtype, config.runtime.fp16_opt_level, placement.device)
+    if config.runtime.use_amp and not plan.enabled:
+        flag = "--bf16" if training_args.bf16 else "--fp16"
+        logger.warning(f"{flag} has no effect on cpu (Paddle's AMP is GPU/XPU only): training in fp32")
+        # Paddle would cast the weights to half precision on CPU under O2 and fail in its kernels.
+        training_args.fp16 = training_args.bf16 = False
+    return plan
+
+
+def _log_start(config, placement: Placement, amp: AmpPlan, do_eval: bool, data, metrics, vocab_size: int, step: int):
+    """How steps run and the unigram baseline of the valid split (rank 0), as the argparse scripts print them."""
+    if not placement.is_main:
+        return
+    run_info = {"attention_impl": resolved_attention_impl(config, placement.device), "precision": amp.describe()}
+    baseline = dataset_unigram_baseline(data.train, data.valid, vocab_size) if do_eval else None
+    metrics.log_start(step, run_info, baseline)
+
+
+def _checkpoint_step(checkpoint: Optional[str]) -> int:
+    """N of `checkpoint-N` (0 for a fresh run)."""
+    suffix = Path(checkpoint).name.rsplit("-", 1)[-1] if checkpoint else "0"
+    return int(suffix) if suffix.isdigit() else 0
+
+
 def run_trainer(model_args, data_args, training_args) -> TrainerRunResult:
     """Config -> tokenizer, model, scheduler, datasets -> PretrainingTrainer: train (resuming), evaluate, test."""
     from ernie1.data.collate import CollateForPretraining
@@ -80,9 +116,12 @@ def run_trainer(model_args, data_args, training_args) -> TrainerRunResult:
         # process (a resume in a test, a notebook) finds the keys its checkpoint was saved with.
         with paddle.utils.unique_name.guard():
             set_seeds(config.runtime.seed)
-            model = build_model(config, ernie_config)
+            model = build_model(config, ernie_config, placement.device)
             data = build_pretraining_data(config, placement, tokenizer)
             _check_eval_splits(data, training_args, config.data.split)
+            amp = _amp_plan(config, placement, training_args)
+            vocab_size, step = int(ernie_config.vocab_size), _checkpoint_step(resume_from)
+            _log_start(config, placement, amp, training_args.do_eval, data, metrics, vocab_size, step)
             criterion = CriterionWrapper(PretrainingCriterion(config.model.binary_head))
             collate = CollateForPretraining(config.data.max_seq_length, tokenizer.pad_token_id, trainer_style=True)
             trainer = PretrainingTrainer(

@@ -395,6 +395,7 @@ def test_resolve_defaults():
     assert resolve_attention_impl("sdpa", "gpu", for_export=True) == "sdpa"
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0, reason="needs a GPU")
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("mask_kind", ["collate_b11s", "full_b1ss"])

@@ -4,6 +4,7 @@ and both argparse entry points running it with their engine."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -31,7 +32,8 @@ class FakeEngine:
     """One second per step, a minute per evaluation batch, two per save."""
 
     tokenizer = None
-    ernie_config = None
+    ernie_config = SimpleNamespace(vocab_size=8)
+    run_info = {"attention_impl": "sdpa", "precision": "fp32"}
 
     def __init__(self, clock: FakeClock, events: list):
         self.clock, self.events = clock, events
@@ -45,7 +47,7 @@ class FakeEngine:
 
     def evaluate_step(self, batch):
         self.clock.now += 60.0
-        return [1.0, 0.75, 0.25]
+        return {"loss": 1.0, "lm_loss": 0.75, "sop_loss": 0.25}
 
     def set_training(self, training):
         pass
@@ -63,6 +65,7 @@ class FakeEngine:
 
 class RecordingMetrics:
     lines: list = []
+    starts: list = []
 
     def __init__(self, *args, **kwargs):
         pass
@@ -76,6 +79,9 @@ class RecordingMetrics:
     def log_eval(self, *args):
         pass
 
+    def log_start(self, step, run_info, baseline):
+        RecordingMetrics.starts.append((step, run_info, baseline))
+
     def close(self):
         pass
 
@@ -84,6 +90,7 @@ class RecordingMetrics:
 def fake_run(monkeypatch, tmp_path):
     clock, events = FakeClock(), []
     RecordingMetrics.lines = []
+    RecordingMetrics.starts = []
     monkeypatch.setattr(loop, "clock", clock)
     monkeypatch.setattr(loop, "open_metrics", lambda config, placement, ernie_config: RecordingMetrics())
     monkeypatch.setattr(loop, "checkpoint_meta", lambda config, state, ernie_config: {})
@@ -101,7 +108,8 @@ def fake_run(monkeypatch, tmp_path):
         num_workers=0,
     )
     config = build_config(values, world_size=2, data_world_size=1)
-    samples = [{"x": np.array([index])} for index in range(64)]
+    # Masked labels 0, 1, 2, 0, 1, 2, ...: the unigram baseline predicts 0 (the first of the tied counts).
+    samples = [{"x": np.array([index]), "masked_labels": np.array([index % 3])} for index in range(64)]
     data = PretrainingData(samples, samples, samples, lambda batch: {"x": np.stack([s["x"] for s in batch])})
     placement = Placement("cpu", world_size=2, rank=0, local_rank=0, data_rank=0, data_world_size=1)
     return config, placement, FakeEngine(clock, events), data, events
@@ -113,6 +121,16 @@ def test_speed_leaves_out_evaluation_and_saving(fake_run):
     # Three steps of one second between the lines; the minute-long evaluations and saves in between do not count.
     assert RecordingMetrics.lines == [(3, 1.0, 1.0), (6, 1.0, 1.0)]
     assert result.global_step == 6 and len(result.valid_losses) == 3
+
+
+def test_the_run_starts_with_how_steps_run_and_the_unigram_baseline(fake_run):
+    config, placement, engine, data, _ = fake_run
+    loop.train(config, placement, engine, data, loop.TrainingState())
+    [(step, run_info, baseline)] = RecordingMetrics.starts
+    assert (step, run_info) == (0, {"attention_impl": "sdpa", "precision": "fp32"})
+    # 64 train labels (22 zeros, 21 ones, 21 twos) and the same 64 as valid labels (its first 500 samples).
+    assert baseline.masked_accuracy == pytest.approx(22 / 64)
+    assert (baseline.train_labels, baseline.valid_labels, baseline.top_token_id) == (64, 64, 0)
 
 
 def test_speed_after_a_resume_counts_the_steps_really_run(fake_run):

@@ -37,3 +37,26 @@ def test_resumed_runs_merge_by_step_and_png_is_written(tmp_path, capsys):
 def test_no_logs_is_a_one_line_error(tmp_path):
     with pytest.raises(ToolkitError, match="no VisualDL log"):
         plot_curves.find_log_files(str(tmp_path))
+
+
+def test_metrics_jsonl_gives_the_quality_panel_and_the_baseline(tmp_path, capsys):
+    import json
+
+    records = [
+        {"split": "start", "step": 0, "unigram_masked_accuracy": 0.04, "unigram_lm_loss": 7.3},
+        {"split": "train", "step": 1, "loss": 10.0, "learning_rate": 1e-4},
+        {"split": "train", "step": 2, "loss": 9.0, "learning_rate": 2e-4},
+        {"split": "valid", "step": 2, "loss": 9.5, "masked_accuracy": 0.05, "sop_accuracy": 0.6, "token_cosine": 0.4},
+        # A resumed run appends; the later record of a step wins.
+        {"split": "start", "step": 2, "unigram_masked_accuracy": 0.04},
+        {"split": "train", "step": 2, "loss": 8.5, "learning_rate": 2e-4},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    curves = plot_curves.read_curves(str(tmp_path))
+    assert curves["train/loss"] == [(1, 10.0), (2, 8.5)]
+    assert curves["valid/masked_accuracy"] == [(2, 0.05)] and curves["valid/token_cosine"] == [(2, 0.4)]
+    assert curves["baseline/unigram_masked_accuracy"] == [(0, 0.04), (2, 0.04)]
+    output = tmp_path / "curves.png"
+    assert run_cli(plot_curves.main, ["--log_dir", str(tmp_path), "--output", str(output)]) == 0
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().out == f"wrote {output} (7 curves, up to step 2)\n"
