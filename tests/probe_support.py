@@ -104,7 +104,7 @@ def cloze_batch(vocab: Dict[str, int]) -> Dict[str, np.ndarray]:
     }
 
 
-def train_on_probe_sentences(vocab_path: Path, steps: int = 150, seed: int = 3):
+def train_on_probe_sentences(vocab_path: Path, steps: int = 100, seed: int = 3):
     """A tiny ErnieForPretraining fitted to the entity cloze of the probe sentences (full batch, AdamW)."""
     import paddle
 
@@ -133,7 +133,7 @@ def save_dygraph(model, tokenizer, directory: Path) -> Path:
     from ernie1.pretrain.checkpoint import save_checkpoint
     from ernie1.pretrain.model import model_config_dict
 
-    meta = {"model_name": "ernie-1.0", "global_step": 150}
+    meta = {"model_name": "ernie-1.0", "global_step": 100}
     return save_checkpoint(str(directory), {"model": model}, meta, tokenizer, model_config_dict(model.config))
 
 
@@ -166,7 +166,7 @@ def save_static(model, tokenizer, directory: Path) -> Path:
             paddle.static.Executor(paddle.CPUPlace()).run(startup)
             paddle.static.set_program_state(program, {name_map[key]: value for key, value in weights.items()})
             save_static_checkpoint(
-                str(directory), program, name_map, {"global_step": 150}, tokenizer, model_config_dict(config)
+                str(directory), program, name_map, {"global_step": 100}, tokenizer, model_config_dict(config)
             )
     finally:
         paddle.disable_static()
