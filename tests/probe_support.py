@@ -35,15 +35,6 @@ NUM_ENTITIES = sum(len(spans) for _text, spans in PROBE_SENTENCES)  # 36
 NUM_UNSCORABLE = 1  # 火箭队
 OUT_OF_VOCAB = "箭"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-TINY = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=128,
-    max_position_embeddings=128,
-    type_vocab_size=2,
-    hidden_act="relu",
-)
 
 
 def tags_of(text: str, spans: Sequence[Tuple[int, int, str]]) -> List[str]:
@@ -71,9 +62,12 @@ def write_vocab(directory: Path) -> Path:
 
 
 def ernie_config(vocab_size: int):
+    """The fine-tuning tests' tiny ERNIE (2 x 64, 128 positions, no dropout) with ERNIE 1.0's relu, over `vocab_size`."""
     from paddlenlp.transformers import ErnieConfig
 
-    return ErnieConfig(vocab_size=vocab_size, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **TINY)
+    from tests.finetune.tiny_checkpoint import TINY_ERNIE
+
+    return ErnieConfig(**{**TINY_ERNIE, "vocab_size": vocab_size, "hidden_act": "relu"})
 
 
 def cloze_batch(vocab: Dict[str, int]) -> Dict[str, np.ndarray]:
