@@ -18,7 +18,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ernie1.common.errors import ToolkitError, run_cli  # noqa: E402
-from tools.probe_knowledge import ToolkitArgumentParser, positive_int  # noqa: E402
+from tools.probe_knowledge import ToolkitArgumentParser, import_library, positive_int  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for number, text in enumerate(args.texts, start=1):
         if not text.strip():
             raise ToolkitError(f"text {number} is empty")
+    import_library()
     from ernie1.pretrain.masked_lm import fill_masks, load_masked_lm
 
     masked_lm = load_masked_lm(args.model_dir)

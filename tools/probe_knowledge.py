@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -83,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=positive_int, default=32, help="Queries per forward.")
     parser.add_argument("--json", default=None, metavar="FILE", help="Also write the results as JSON.")
     return parser
+
+
+def import_library() -> None:
+    """Import paddle and paddlenlp (behind the library) without their import-time warnings (ccache, distutils): not
+    actionable for a user of this CLI, and they would bury its one-line errors."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import ernie1.pretrain.masked_lm  # noqa: F401
+        import ernie1.tasks.knowledge_probe  # noqa: F401
 
 
 def read_sentences(args: argparse.Namespace):
@@ -167,6 +177,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise ToolkitError("nothing to probe: pass --model_dir DIR [DIR ...] and/or --random_init")
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise ToolkitError(f"--json {args.json}: no such directory {Path(args.json).parent}")
+    import_library()
     from ernie1.pretrain.masked_lm import load_masked_lm
 
     sentences = read_sentences(args)

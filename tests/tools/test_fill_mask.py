@@ -70,3 +70,4 @@ def test_runs_as_a_script(trained):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "哈尔滨是黑龙江的省会"
     assert len(result.stdout.splitlines()) == 4
+    assert result.stderr == ""  # paddle's import-time warnings are kept out of a CLI's output
