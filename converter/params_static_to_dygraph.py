@@ -123,21 +123,6 @@ def load_ernie_config(model: Optional[str], source: StaticSource, static_params:
     return ErnieConfig(**values)
 
 
-def convert_state(name_map: Dict[str, str], static_params: Dict[str, np.ndarray], where: str) -> Dict[str, np.ndarray]:
-    """Structured-key state dict; every key must have its static parameter (unmapped static names are ignored)."""
-    missing = [f"{key} ({static})" for key, static in name_map.items() if static not in static_params]
-    if missing:
-        shown = ", ".join(missing[:3])
-        raise ToolkitError(f"{where}: {len(missing)} parameter(s) missing from the static checkpoint, e.g. {shown}")
-    # fp16 (AMP O2) parameters are saved as fp32, as the dygraph checkpoints are.
-    return {
-        key: static_params[static].astype("float32")
-        if static_params[static].dtype == np.float16
-        else static_params[static]
-        for key, static in name_map.items()
-    }
-
-
 def build_dygraph_model(ernie_config, state: Dict[str, np.ndarray], binary_head: bool, where: str):
     """The dygraph model with `state` loaded; shapes must match exactly."""
     import paddle
@@ -232,7 +217,7 @@ def write_output(output_path: Path, model, ernie_config, source: StaticSource) -
 def convert(model: Optional[str], path: str, output_path: Optional[str]) -> List[Path]:
     """Convert the static checkpoint at `path`; returns the files written."""
     from ernie1.pretrain.engines.static_program import static_name_map
-    from ernie1.pretrain.static_checkpoint import read_name_map, read_static_params
+    from ernie1.pretrain.static_checkpoint import read_name_map, read_static_params, structured_state
 
     source = resolve_source(path)
     static_params = read_static_params(str(source.pdparams))
@@ -247,7 +232,7 @@ def convert(model: Optional[str], path: str, output_path: Optional[str]) -> List
         name_map = static_name_map(ernie_config, binary_head)
     binary_head = SEQ_RELATIONSHIP_KEY in name_map
     where = f"--path {path}"
-    state = convert_state(name_map, static_params, where)
+    state = structured_state(name_map, static_params, where)
     dygraph_model = build_dygraph_model(ernie_config, state, binary_head, where)
     if output_path is None:
         output_path = f"{Path(model or 'ernie').name}_converted.pdparams"

@@ -126,3 +126,20 @@ def read_static_params(pdparams_path: str) -> Dict[str, np.ndarray]:
         raise ToolkitError(f"{path}: not a paddle.static.save parameter file (expected a dict of arrays)")
     # paddle.save (dygraph) pickles carry a name table entry; it is not a parameter.
     return {name: np.asarray(value) for name, value in state.items() if name != "StructuredToParameterName@@"}
+
+
+def structured_state(
+    name_map: Mapping[str, str], static_params: Mapping[str, np.ndarray], where: str
+) -> Dict[str, np.ndarray]:
+    """{structured key: ndarray} of a static checkpoint; every key must have its static parameter (unmapped static
+    names are ignored). fp16 (AMP O2) parameters come back as fp32, as the dygraph checkpoints store them."""
+    missing = [f"{key} ({static})" for key, static in name_map.items() if static not in static_params]
+    if missing:
+        shown = ", ".join(missing[:3])
+        raise ToolkitError(f"{where}: {len(missing)} parameter(s) missing from the static checkpoint, e.g. {shown}")
+    return {
+        key: static_params[static].astype("float32")
+        if static_params[static].dtype == np.float16
+        else static_params[static]
+        for key, static in name_map.items()
+    }
