@@ -291,14 +291,15 @@ class ErnieDataset:
         stops = span_starts.searchsorted(highs, side="left").tolist()  # first span starting at or after its end
         # Sample position of a kept token: A starts at 1 (after [CLS]), B at 2 + len(A) (after the first [SEP]).
         positions = (1, 2 + kept_a[1] - kept_a[0])
-        pieces = [
-            (
-                np.maximum(span_starts[first:stop], low) + (position - low),
-                np.minimum(span_ends[first:stop], high) + (position - low),
-            )
-            for first, stop, low, high, position in zip(firsts, stops, lows, highs, positions)
-            if stop > first and high > low
-        ]
+        pieces = []
+        for first, stop, low, high, position in zip(firsts, stops, lows, highs, positions):
+            if stop > first and high > low:
+                starts = span_starts[first:stop] + (position - low)
+                ends = span_ends[first:stop] + (position - low)
+                # Only the first and the last span can reach past the kept range (truncation cut them): clip them.
+                starts[0] = max(int(starts[0]), position)
+                ends[-1] = min(int(ends[-1]), position + high - low)
+                pieces.append((starts, ends))
         if not pieces:
             return None, None
         if len(pieces) == 1:

@@ -97,7 +97,7 @@ class KnowledgeSpans:
         self, kind: int, sentence_offsets: np.ndarray, ids: np.ndarray, is_continuation: np.ndarray
     ) -> Tuple[np.ndarray, np.ndarray]:
         """(starts, ends) int64 of the spans of `kind` as token offsets into the whole corpus: widened to whole
-        words, then every span overlapping an earlier one dropped, so both arrays are sorted and disjoint.
+        words, then every span overlapping an earlier kept one dropped, so both arrays are sorted and disjoint.
 
         `sentence_offsets`: the corpus's sentence pointers; `ids`: its token ids; `is_continuation`: bool per id, a
         `##` token (it continues the word before it). A sample then finds its spans with two binary searches.
@@ -112,8 +112,7 @@ class KnowledgeSpans:
             starts = self.starts[chosen] + sentence_starts
             ends = self.ends[chosen] + sentence_starts
             _widen_to_words(starts, ends, sentence_starts, sentence_ends, ids, is_continuation)
-            keep = np.ones(len(starts), dtype=bool)
-            keep[1:] = starts[1:] >= np.maximum.accumulate(ends)[:-1]
+            keep = _without_overlaps(starts, ends)
             cached = self._corpus[kind] = (starts[keep], ends[keep])
         return cached
 
@@ -146,6 +145,24 @@ def _widen_to_words(
         moving = moving[is_continuation[ids[ends[moving]]]]
         ends[moving] += 1
         moving = moving[ends[moving] < sentence_ends[moving]]
+
+
+def _without_overlaps(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """bool keep-mask over spans sorted by start: a span overlapping an earlier kept one is dropped.
+
+    Overlaps are rare (a dictionary entity over a tagged one, two spans widened into one word), so only the spans
+    that overlap some earlier span are walked in Python.
+    """
+    keep = np.ones(len(starts), dtype=bool)
+    if len(starts) < 2:
+        return keep
+    overlapping = np.flatnonzero(starts[1:] < np.maximum.accumulate(ends)[:-1]) + 1
+    for index in overlapping.tolist():
+        previous = index - 1
+        while not keep[previous]:
+            previous -= 1
+        keep[index] = starts[index] >= ends[previous]  # kept spans are disjoint: the last kept one ends last
+    return keep
 
 
 def load_knowledge_spans(prefix: str, sentence_lengths: Optional[np.ndarray] = None) -> Optional[KnowledgeSpans]:

@@ -204,9 +204,9 @@ def sample_units(
     if level == "char":
         bounds = np.arange(length + 1)
     else:
-        opens = np.ones(length + 1, dtype=bool)
-        np.take(vocab.opens_word, ids, out=opens[:length])  # [CLS]/[SEP] never continue a word, ...
-        opens[0] = True
+        opens = np.empty(length + 1, dtype=bool)
+        opens[:length] = vocab.opens_word[ids]  # [CLS]/[SEP] never continue a word, ...
+        opens[0] = opens[length] = True
         for position in special_positions.tolist():
             opens[position + 1] = True  # ... and a `##` token right after one opens a unit
         bounds = opens.nonzero()[0]
@@ -236,37 +236,41 @@ def _uint16_thresholds(cdf_bytes: bytes) -> np.ndarray:
     return (cdf[:-1] * (65536.0 / cdf[-1])).astype(np.uint16)
 
 
-def _tile_chunks(forced: np.ndarray, cdf: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """Chunk bounds over the units: chunk j is units [result[j], result[j+1]), an n-gram tiling of the units with a
-    chunk starting wherever `forced` is True (bool [num_units + 1], True at the end).
+def _tile_chunks(blocked: np.ndarray, cdf: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Chunk bounds over the units: chunk j is units [result[j], result[j+1]), an n-gram tiling of the units in
+    which every `blocked` unit is a chunk of its own.
 
     `draws`: one uint16 per unit (the n of a chunk starting there), compared with the n-gram CDF in units of
     1/65536 (the same dtype on both sides: a mixed-dtype searchsorted is several times slower).
     """
+    num_units = len(blocked)
     thresholds = _uint16_thresholds(np.asarray(cdf, dtype=np.float64).tobytes())
     lengths = thresholds.searchsorted(draws, side="right")
     lengths += 1
     tiled = lengths.cumsum()
     boundary = np.zeros(int(tiled[-1]) + 1, dtype=bool)
     boundary[tiled] = True
-    boundary[0] = True
-    return (boundary[: len(forced)] | forced).nonzero()[0]
+    boundary[0] = boundary[num_units] = True
+    boundary[:num_units] |= blocked
+    boundary[1 : num_units + 1] |= blocked
+    return boundary[: num_units + 1].nonzero()[0]
 
 
-def _take_knowledge(span_tokens: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices (sorted) of the spans taken whole, in random order while they fit in `cap` tokens.
+def _take_knowledge(span_tokens: np.ndarray, cap: int, keys: np.ndarray) -> np.ndarray:
+    """bool mask of the spans taken whole: in the order of their random `keys` while they fit in `cap` tokens.
 
     A span that does not fit is skipped and the next ones are still tried; a span is never split.
     """
-    order = rng.permutation(len(span_tokens))
-    taken, room = [], cap
+    taken = np.zeros(len(span_tokens), dtype=bool)
+    room = cap
+    order = keys.argsort()
     for index, tokens in zip(order.tolist(), span_tokens[order].tolist()):
         if tokens <= room:
-            taken.append(index)
+            taken[index] = True
             room -= tokens
             if room == 0:
                 break
-    return np.sort(np.asarray(taken, dtype=np.int64))
+    return taken
 
 
 def _select_words(
@@ -276,12 +280,7 @@ def _select_words(
 
     `tile_draws`: a uint16 per unit; `keys`: a uint64 per unit (overwritten), the chunks' random order.
     """
-    num_units = len(blocked)
-    forced = np.zeros(num_units + 1, dtype=bool)  # a blocked unit is a chunk of its own, and never chosen
-    forced[:num_units] = blocked
-    forced[1:] |= blocked
-    forced[num_units] = True
-    chunks = _tile_chunks(forced, cdf, tile_draws)
+    chunks = _tile_chunks(blocked, cdf, tile_draws)  # a blocked unit is a chunk of its own, and never chosen
     num_chunks = len(chunks) - 1
     chunk_bounds = bounds[chunks]
     chunk_tokens = chunk_bounds[1:] - chunk_bounds[:-1]
@@ -305,10 +304,14 @@ def _fill_remainder(
     mask: np.ndarray, bounds: np.ndarray, chunks: np.ndarray, rest: np.ndarray, remaining: int
 ) -> None:
     """Mark, in `mask`, the longest whole-unit prefix of each next chunk in `rest` that fits (the original's
-    n -> n-1 fallback) until `remaining` tokens are used. Only chunks whose first unit fits are visited."""
+    n -> n-1 fallback) until `remaining` tokens are used.
+
+    Only chunks whose first unit fits are visited, at most _MAX_REMAINDER_CHUNKS of them (the remainder is
+    smaller than one chunk, so a few are always enough unless nearly every word is too long).
+    """
     first_units = chunks[rest]
-    rest = rest[bounds[first_units + 1] - bounds[first_units] <= remaining]
-    for chunk in rest.tolist():
+    fits = bounds[first_units + 1] - bounds[first_units] <= remaining
+    for chunk in rest[fits][:_MAX_REMAINDER_CHUNKS].tolist():
         first, last = int(chunks[chunk]), int(chunks[chunk + 1])
         begin = best = int(bounds[first])
         for unit_end in bounds[first + 1 : last + 1].tolist():
@@ -333,6 +336,7 @@ class MaskedSample(NamedTuple):
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+_MAX_REMAINDER_CHUNKS = 32
 _LAST_KEY = np.uint64(2**64 - 1)
 _MASK_THRESHOLD = int(MASK_PROB * 2**32)
 _REPLACE_THRESHOLD = int((MASK_PROB + KEEP_PROB) * 2**32)
@@ -369,15 +373,18 @@ def create_masked_lm_predictions(
     bounds, blocked = sample_units(ids, vocab, level, special_positions)
     num_units = len(blocked)
     # All the random bits this sample needs in one call (raw Philox output is ~3x cheaper than doubles): a uint16
-    # per unit for the n-gram tiling, a uint64 key per unit for the order of the chunks, two uint32 per prediction.
+    # per unit for the n-gram tiling, a uint64 key per unit (the order of the chunks) and per knowledge span, two
+    # uint32 per prediction.
+    num_spans = len(knowledge_starts) if knowledge_starts is not None else 0
     tile_words = (num_units + 3) // 4
-    raw = rng.bit_generator.random_raw(tile_words + num_units + budget)
+    raw = rng.bit_generator.random_raw(tile_words + num_units + num_spans + budget)
     tile_draws = raw[:tile_words].view(np.uint16)[:num_units]
     keys = raw[tile_words : tile_words + num_units]
-    token_draws = raw[tile_words + num_units :].view(np.uint32)
+    span_keys = raw[tile_words + num_units : tile_words + num_units + num_spans]
+    token_draws = raw[tile_words + num_units + num_spans :].view(np.uint32)
     taken_starts = taken_ends = _EMPTY
     knowledge_mask = None
-    if knowledge_starts is not None and len(knowledge_starts):
+    if num_spans:
         in_spans = _inside_ranges(knowledge_starts, knowledge_ends, length)
         blocked = (
             blocked | in_spans[bounds[:-1]]
@@ -387,7 +394,7 @@ def create_masked_lm_predictions(
         if int(span_tokens.sum()) <= cap:
             taken_starts, taken_ends, knowledge_mask = knowledge_starts, knowledge_ends, in_spans
         elif cap > 0:
-            taken = _take_knowledge(span_tokens, cap, rng)
+            taken = _take_knowledge(span_tokens, cap, span_keys)
             taken_starts, taken_ends = knowledge_starts[taken], knowledge_ends[taken]
             knowledge_mask = _inside_ranges(taken_starts, taken_ends, length)
         budget -= int((taken_ends - taken_starts).sum())

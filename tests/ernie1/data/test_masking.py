@@ -293,22 +293,21 @@ def uint16_draws(rng, count):
     return rng.integers(0, 1 << 16, count, dtype=np.uint16)
 
 
-def test_ngram_tiling_lengths_and_forced_boundaries():
+def test_ngram_tiling_lengths_and_blocked_units():
     from ernie1.data.masking import _tile_chunks
 
     rng = np.random.default_rng(4)
     num_units = 20000
-    at_end = np.zeros(num_units + 1, bool)
-    at_end[-1] = True
-    bounds = _tile_chunks(at_end, ngram_cdf(3), uint16_draws(rng, num_units))
+    bounds = _tile_chunks(np.zeros(num_units, bool), ngram_cdf(3), uint16_draws(rng, num_units))
     assert bounds[0] == 0 and bounds[-1] == num_units
     lengths = np.diff(bounds)[:-1]  # the last chunk is cut by the end
     shares = np.bincount(lengths, minlength=4)[1:] / len(lengths)
     np.testing.assert_allclose(shares, [6 / 11, 3 / 11, 2 / 11], atol=0.015)
-    forced = at_end.copy()
-    forced[::7] = True
-    bounds = _tile_chunks(forced, ngram_cdf(3, True), uint16_draws(rng, num_units))
-    assert set(np.flatnonzero(forced)) <= set(bounds.tolist())
+    blocked = np.zeros(num_units, bool)
+    blocked[::7] = True
+    bounds = _tile_chunks(blocked, ngram_cdf(3, True), uint16_draws(rng, num_units))
+    blocked_units = np.flatnonzero(blocked)
+    assert set(blocked_units) | set(blocked_units + 1) <= set(bounds.tolist())  # each one a chunk of its own
     assert np.diff(bounds).max() == 3
 
 
