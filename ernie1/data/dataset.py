@@ -7,7 +7,8 @@ segment, ties B, from the front or the back at random), laid out with [CLS]/[SEP
 
 Randomness is a counter-based Philox stream keyed by (split seed, split name, sample index): a sample is the same
 whatever the rank, worker, epoch or resume point, and the train/valid/test splits never share masks
-(REFERENCE §18.7).
+(REFERENCE §18.7). The masking level is drawn from the level mix, or, with a masking schedule, is the level of the
+step that reads the sample (the train split is read in order): a pure function of the index as well.
 """
 
 from __future__ import annotations
@@ -100,12 +101,12 @@ class ErnieDataset:
         check_ids_fit_vocab(indexed, vocab.size)  # once here, so that masking can index its tables unchecked
         if config.needs_knowledge and knowledge is None:
             field = "masking_schedule" if config.masking_schedule else "masking_level"
+            instead = "char and word stages only" if config.masking_schedule else "{masking_level} word"
             raise FieldError(
                 field,
                 f"{{{field}}} {getattr(config, field)}: phrase/entity masking needs knowledge spans "
                 f"({indexed.prefix}{KNOWLEDGE_SUFFIX} not found); re-run create_pretraining_data.py with "
-                "--knowledge_spans or use {masking_level} word",
-                *(("masking_level",) if field != "masking_level" else ()),
+                f"--knowledge_spans or use {instead}",
             )
         if config.needs_knowledge and len(knowledge) != len(indexed):
             raise ToolkitError(

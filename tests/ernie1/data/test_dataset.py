@@ -262,6 +262,14 @@ def test_knowledge_required_and_checked(indexed, vocab):
         r"\.npz not found\); re-run create_pretraining_data.py with --knowledge_spans or use --masking_level word$",
         error.value.render(lambda field: f"--{field}"),
     )
+    with pytest.raises(FieldError) as error:
+        make_dataset(indexed, vocab, masking_schedule="word:0-0.5,phrase:0.5-1", max_steps=10)
+    assert re.match(
+        r"^--masking_schedule word:0-0.5,phrase:0.5-1: phrase/entity masking needs knowledge spans \(.*"
+        r"tiny_knowledge\.npz not found\); re-run create_pretraining_data.py with --knowledge_spans or use char and "
+        r"word stages only$",
+        error.value.render(lambda field: f"--{field}"),
+    )
     short = KnowledgeSpans(np.zeros(3, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.uint8))
     with pytest.raises(ToolkitError, match=r"tiny_knowledge.npz: spans for 2 sentences but the corpus has \d+"):
         make_dataset(indexed, vocab, masking_level="entity", knowledge=short)
