@@ -2,9 +2,12 @@
 
     python -m data_tools.inspect_samples --input_dir data/ --vocab vocab.txt --split train --num_samples 3
 
-Masked spans are shown as `⟦哈 尔 滨 ⇒ [MASK] [MASK] 滨⟧`: the original tokens, then what the model sees. The
-samples come from the same builder as training (`ernie1.data.builder.build_train_valid_test_datasets`), so the index-map
-cache it needs is written next to the data, as a training run would.
+Masked spans are shown as `⟦哈 尔 滨 ⇒ [MASK] [MASK] 滨⟧`: the original tokens, then what the model sees; at
+phrase/entity level the knowledge spans masked whole carry their kind, `⟦entity: 湖 南 省 ⇒ ...⟧`. The samples
+come from the same builder as training (`ernie1.data.builder.build_train_valid_test_datasets`), so the index-map
+cache it needs is written next to the data, as a training run would. With `--masking_schedule`, `--max_steps` and
+`--global_batch_size` place the samples on the schedule as in a run with those flags (sample i is read at step
+i // global_batch_size + 1).
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_samples", type=int, default=3, help="how many samples to print")
     parser.add_argument("--start", type=int, default=0, help="index of the first sample")
     parser.add_argument("--masking_level", default="word", help="char | word | phrase | entity, or a weighted mix")
+    parser.add_argument(
+        "--masking_schedule",
+        default="",
+        help="stages over the run's steps, e.g. char:0-0.3,phrase:0.3-0.6,entity:0.6-1",
+    )
+    parser.add_argument("--max_steps", type=int, default=0, help="the run's steps (with --masking_schedule)")
+    parser.add_argument("--global_batch_size", type=int, default=1, help="samples per step (with --masking_schedule)")
+    parser.add_argument(
+        "--knowledge_mask_share", type=float, default=1.0, help="share of the budget whole knowledge spans take first"
+    )
     parser.add_argument("--max_seq_len", type=int, default=128, help="sample length incl. [CLS]/[SEP]")
     parser.add_argument("--masked_lm_prob", type=float, default=0.15)
     parser.add_argument("--short_seq_prob", type=float, default=0.1)
@@ -81,6 +94,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         max_ngrams=args.max_ngrams,
         binary_head=args.binary_head,
         masking_level=args.masking_level,
+        masking_schedule=args.masking_schedule,
+        knowledge_mask_share=args.knowledge_mask_share,
+        global_batch_size=args.global_batch_size,
+        max_steps=args.max_steps,
         seed=args.seed,
     )
     vocab = load_vocab(args)
@@ -95,8 +112,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "pick another split or give it a larger share"
         )
     end = min(wanted, len(dataset))
+    scheduled = bool(args.masking_schedule) and args.split == "train"
     for index in range(args.start, end):
-        print(describe_sample(index, args.split, dataset[index], vocab))
+        sample, details = dataset.build(index)
+        step = index // args.global_batch_size + 1 if scheduled else None
+        print(describe_sample(index, args.split, sample, vocab, details, step))
     return 0
 
 

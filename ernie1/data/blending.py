@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -66,4 +66,14 @@ class BlendableDataset:
         return len(self.dataset_index)
 
     def __getitem__(self, index: int):
-        return self.datasets[self.dataset_index[index]][int(self.dataset_sample_index[index])]
+        dataset = self.datasets[self.dataset_index[index]]
+        if hasattr(dataset, "build"):
+            return self.build(index)[0]
+        return dataset[int(self.dataset_sample_index[index])]
+
+    def build(self, index: int, schedule_index: Optional[int] = None):
+        """`ErnieDataset.build` of the sample slot `index` points to, placed on the masking schedule at slot `index`
+        (the blend is read in order, so its own index, not the corpus's, says at which step a sample is read)."""
+        dataset = self.datasets[self.dataset_index[index]]
+        sample_index = int(self.dataset_sample_index[index])
+        return dataset.build(sample_index, schedule_index=index if schedule_index is None else schedule_index)

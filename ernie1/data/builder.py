@@ -284,16 +284,6 @@ def _check_index_map(path: str, mapping: np.ndarray, indexed: MMapIndexedDataset
     return mapping
 
 
-def check_ids_fit_vocab(indexed: MMapIndexedDataset, vocab_size: int) -> None:
-    """Refuse, at start, a corpus holding ids the tokenizer cannot produce (it was encoded with another vocab)."""
-    if indexed.max_id >= vocab_size:
-        raise ToolkitError(
-            f"{indexed.prefix}{IDS_SUFFIX}: token id {indexed.max_id} is outside the tokenizer's vocabulary "
-            f"({vocab_size} ids with the ## extension): the corpus was encoded with another vocab; train with the "
-            "vocab that create_pretraining_data.py was given"
-        )
-
-
 @dataclass(frozen=True)
 class _Ranks:
     local_rank: int
@@ -326,11 +316,11 @@ def _split_spec(
 def _prefix_datasets(
     prefix: str, config: "ErnieDatasetConfig", num_samples: Sequence[int], vocab_factory, ranks: _Ranks
 ) -> list[Optional[Any]]:
-    from ernie1.data.dataset import ErnieDataset
+    from ernie1.data.dataset import ErnieDataset, check_ids_fit_vocab
 
     indexed = MMapIndexedDataset(prefix)
     if any(int(n) > 0 for n in num_samples):
-        check_ids_fit_vocab(indexed, vocab_factory().size)
+        check_ids_fit_vocab(indexed, vocab_factory().size)  # before any index map is built
     num_docs = len(indexed.doc_idx) - 1
     boundaries = get_train_valid_test_split_(config.split, num_docs)
     wanted = config.needs_knowledge and any(int(n) > 0 for n in num_samples)
@@ -424,6 +414,15 @@ def build_train_valid_test_datasets(
             vocab_cache.append(tokenizer if is_vocab else MaskingVocab.from_tokenizer(tokenizer))
         return vocab_cache[0]
 
+    schedule = config.schedule()
+    if schedule is not None:
+        ranks.log(
+            logging.INFO,
+            "masking schedule over %d steps: %s; valid/test samples: %s",
+            schedule.max_steps,
+            schedule.describe(),
+            schedule.levels[-1],
+        )
     prefixes = discover_prefixes(config.input_dir)
     if len(prefixes) == 1:
         return tuple(_prefix_datasets(prefixes[0][1], config, num_samples, vocab_factory, ranks))

@@ -7,7 +7,8 @@ segment, ties B, from the front or the back at random), laid out with [CLS]/[SEP
 
 Randomness is a counter-based Philox stream keyed by (split seed, split name, sample index): a sample is the same
 whatever the rank, worker, epoch or resume point, and the train/valid/test splits never share masks
-(REFERENCE §18.7).
+(REFERENCE §18.7). The masking level is drawn from the level mix, or, with a masking schedule, is the level of the
+step that reads the sample (the train split is read in order): a pure function of the index as well.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ernie1.common.errors import ToolkitError
-from ernie1.common.formats import KNOWLEDGE_SUFFIX
-from ernie1.data.dataset_config import ErnieDatasetConfig
+from ernie1.common.errors import FieldError, ToolkitError
+from ernie1.common.formats import IDS_SUFFIX, KNOWLEDGE_SUFFIX
+from ernie1.data.dataset_config import KNOWLEDGE_LEVELS, ErnieDatasetConfig
 from ernie1.data.indexed_dataset import MMapIndexedDataset
 from ernie1.data.knowledge_spans import KnowledgeSpans
-from ernie1.data.masking import MaskingVocab, create_masked_lm_predictions, ngram_cdf
+from ernie1.data.masking import MaskedSample, MaskingVocab, create_masked_lm_predictions, ngram_cdf
 from ernie1.text.knowledge import ENTITY, PHRASE
 
 KNOWLEDGE_KIND = {"entity": ENTITY, "phrase": PHRASE}
 _MASK64 = (1 << 64) - 1
 _THREAD_RNG = threading.local()
+_ZEROS4 = np.zeros(4, dtype=np.uint64)  # read, never written, by the Philox state setter
 
 
 def sample_rng(key_high: int, key_low: int) -> np.random.Generator:
@@ -46,10 +48,10 @@ def sample_rng(key_high: int, key_low: int) -> np.random.Generator:
     bit_generator.state = {
         "bit_generator": "Philox",
         "state": {
-            "counter": np.zeros(4, dtype=np.uint64),
+            "counter": _ZEROS4,
             "key": np.array([key_high & _MASK64, key_low & _MASK64], dtype=np.uint64),
         },
-        "buffer": np.zeros(4, dtype=np.uint64),
+        "buffer": _ZEROS4,
         "buffer_pos": 4,
         "has_uint32": 0,
         "uinteger": 0,
@@ -71,6 +73,16 @@ def truncation_counts(len_a: int, len_b: int, max_num_tokens: int) -> Tuple[int,
     return from_a, from_b
 
 
+def check_ids_fit_vocab(indexed: MMapIndexedDataset, vocab_size: int) -> None:
+    """Refuse, at start, a corpus holding ids the tokenizer cannot produce (it was encoded with another vocab)."""
+    if indexed.max_id >= vocab_size:
+        raise ToolkitError(
+            f"{indexed.prefix}{IDS_SUFFIX}: token id {indexed.max_id} is outside the tokenizer's vocabulary "
+            f"({vocab_size} ids with the ## extension): the corpus was encoded with another vocab; train with the "
+            "vocab that create_pretraining_data.py was given"
+        )
+
+
 class ErnieDataset:
     """Map-style dataset over one split's index map; `ds[i]` is a dict of unpadded numpy arrays (see DESIGN.md)."""
 
@@ -86,11 +98,15 @@ class ErnieDataset:
     ):
         if samples_mapping.ndim != 2 or samples_mapping.shape[1] != 3:
             raise ValueError(f"samples_mapping must be [N,3], got shape {samples_mapping.shape}")
+        check_ids_fit_vocab(indexed, vocab.size)  # once here, so that masking can index its tables unchecked
         if config.needs_knowledge and knowledge is None:
-            raise ToolkitError(
-                f"--masking_level {config.masking_level}: phrase/entity masking needs knowledge spans "
+            field = "masking_schedule" if config.masking_schedule else "masking_level"
+            instead = "char and word stages only" if config.masking_schedule else "{masking_level} word"
+            raise FieldError(
+                field,
+                f"{{{field}}} {getattr(config, field)}: phrase/entity masking needs knowledge spans "
                 f"({indexed.prefix}{KNOWLEDGE_SUFFIX} not found); re-run create_pretraining_data.py with "
-                "--knowledge_spans or use --masking_level word"
+                f"--knowledge_spans or use {instead}",
             )
         if config.needs_knowledge and len(knowledge) != len(indexed):
             raise ToolkitError(
@@ -105,7 +121,9 @@ class ErnieDataset:
         self.knowledge = knowledge if config.needs_knowledge else None
         self.split_seed = int(split_seed)
         self._stream_tag = zlib.crc32(name.encode("utf-8")) << 32
-        mix = config.masking_mix
+        # The train split follows the schedule; the valid/test splits use its last level (or the mix).
+        self._schedule = config.schedule() if name == "train" else None
+        mix = config.split_masking_mix(name)
         self._levels = tuple(level for level, _ in mix)
         self._level_cdf = np.cumsum([weight for _, weight in mix])
         self._ngram_cdf = ngram_cdf(config.max_ngrams, config.favor_longer_ngram)
@@ -118,12 +136,21 @@ class ErnieDataset:
         self._ids = np.asarray(self.indexed.ids)
         self._rows = np.asarray(self.samples_mapping)
         self._pointers = self.indexed.pointers
+        self._spans_by_level = {}
+        if self.knowledge is not None:
+            levels = set(self._levels) | set(self._schedule.levels if self._schedule else ())
+            for level in KNOWLEDGE_LEVELS:
+                if level in levels:
+                    kind = KNOWLEDGE_KIND[level]
+                    self._spans_by_level[level] = self.knowledge.corpus_spans(
+                        kind, self._pointers, self._ids, self.vocab.is_continuation
+                    )
 
     def __getstate__(self) -> dict:
         # Pickled for spawn-based DataLoader workers (Windows, macOS): ship the file names, not the memory-mapped
         # corpus and index map, which pickle would copy in full.
         state = self.__dict__.copy()
-        for key in ("indexed", "_ids", "_rows", "_pointers"):
+        for key in ("indexed", "_ids", "_rows", "_pointers", "_spans_by_level"):
             del state[key]
         state["_prefix"] = self.indexed.prefix
         mapping = self.samples_mapping
@@ -147,6 +174,13 @@ class ErnieDataset:
         return sample_rng(self.split_seed, self._stream_tag ^ idx)
 
     def __getitem__(self, idx: int) -> Dict[str, object]:
+        return self.build(idx)[0]
+
+    def build(self, idx: int, schedule_index: Optional[int] = None) -> Tuple[Dict[str, object], MaskedSample]:
+        """Sample `idx` (the dict `ds[idx]` returns) and its masking details.
+
+        `schedule_index` places the sample on the masking schedule (default `idx`; a blend passes its own index).
+        """
         size = len(self.samples_mapping)
         idx = int(idx)
         if idx < 0:
@@ -156,14 +190,19 @@ class ErnieDataset:
         start, end, target = self._rows[idx].tolist()
         rng = self.rng_for(idx)
         head = rng.random(3)  # level choice, A/B split point, swap
-        level = self._levels[int(self._level_cdf.searchsorted(head[0] * self._level_cdf[-1], side="right"))]
+        if self._schedule is not None:
+            level = self._schedule.level_of_sample(idx if schedule_index is None else int(schedule_index))
+        else:
+            level = self._levels[int(self._level_cdf.searchsorted(head[0] * self._level_cdf[-1], side="right"))]
         begin = int(self._pointers[start])
         tokens = self._ids[begin : int(self._pointers[end])]
         segment_a, segment_b, sop_label = self._segments(start, end, begin, head[1], head[2])
         max_num_tokens = max(1, min(target, self._max_num_tokens))
         kept_a, kept_b = self._truncate(segment_a, segment_b, max_num_tokens, rng)
         ids, token_types = self._layout(tokens, kept_a, kept_b)
-        spans = self._knowledge_spans(level, start, end, begin, segment_b, kept_a, kept_b)
+        len_a, len_b = kept_a[1] - kept_a[0], kept_b[1] - kept_b[0]
+        special_positions = np.array([0, 1 + len_a, len(ids) - 1] if len_b else [0, 1 + len_a], dtype=np.int64)
+        spans = self._sample_spans(level, begin, kept_a, kept_b)
         masked = create_masked_lm_predictions(
             ids,
             self.vocab,
@@ -174,8 +213,10 @@ class ErnieDataset:
             cdf=self._ngram_cdf,
             knowledge_starts=spans[0],
             knowledge_ends=spans[1],
+            knowledge_share=self.config.knowledge_mask_share,
+            special_positions=special_positions,
         )
-        return {
+        sample = {
             "input_ids": masked.input_ids,
             "token_type_ids": token_types,
             "masked_positions": masked.masked_positions,
@@ -183,6 +224,7 @@ class ErnieDataset:
             "sop_label": np.array(sop_label, dtype=np.int64),
             "masking_level": level,
         }
+        return sample, masked
 
     def _segments(
         self, start: int, end: int, begin: int, split_draw: float, swap_draw: float
@@ -208,8 +250,9 @@ class ErnieDataset:
         remove_a, remove_b = truncation_counts(len_a, len_b, max_num_tokens)
         if remove_a + remove_b == 0:
             return segment_a, segment_b
-        front = rng.random(remove_a + remove_b) < 0.5
-        front_a, front_b = int(front[:remove_a].sum()), int(front[remove_a:].sum())
+        # Each removed token comes off the front with probability 0.5: the front counts are binomial.
+        front_a = int(rng.binomial(remove_a, 0.5)) if remove_a else 0
+        front_b = int(rng.binomial(remove_b, 0.5)) if remove_b else 0
         kept_a = (segment_a[0] + front_a, segment_a[1] - (remove_a - front_a))
         kept_b = (segment_b[0] + front_b, segment_b[1] - (remove_b - front_b))
         return kept_a, kept_b
@@ -231,38 +274,35 @@ class ErnieDataset:
             token_types[2 + len_a :] = 1
         return ids, token_types
 
-    def _knowledge_spans(
-        self,
-        level: str,
-        start: int,
-        end: int,
-        begin: int,
-        segment_b: Tuple[int, int],
-        kept_a: Tuple[int, int],
-        kept_b: Tuple[int, int],
+    def _sample_spans(
+        self, level: str, begin: int, kept_a: Tuple[int, int], kept_b: Tuple[int, int]
     ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-        """Spans of the level's kind in sample positions, clipped to what truncation kept; (None, None) if n/a."""
-        kind = KNOWLEDGE_KIND.get(level)
-        if kind is None or self.knowledge is None:
+        """Spans of the level's kind in sample positions, sorted, clipped to what truncation kept; (None, None) if none.
+
+        Spans never cross a sentence, hence never a segment; the level's spans are sorted and disjoint corpus-wide,
+        so the spans touching each kept range are one slice, found by binary search.
+        """
+        corpus_spans = self._spans_by_level.get(level)
+        if corpus_spans is None:
             return None, None
-        sent_ptr = self.knowledge.sent_ptr
-        first, last = int(sent_ptr[start]), int(sent_ptr[end])
-        kinds = self.knowledge.kinds[first:last]
-        chosen = (kinds == kind).nonzero()[0]
-        if len(chosen) == 0:
+        span_starts, span_ends = corpus_spans
+        lows = (begin + kept_a[0], begin + kept_b[0])
+        highs = (begin + kept_a[1], begin + kept_b[1])
+        firsts = span_ends.searchsorted(lows, side="right").tolist()  # first span ending after the range starts
+        stops = span_starts.searchsorted(highs, side="left").tolist()  # first span starting at or after its end
+        # Sample position of a kept token: A starts at 1 (after [CLS]), B at 2 + len(A) (after the first [SEP]).
+        positions = (1, 2 + kept_a[1] - kept_a[0])
+        pieces = []
+        for first, stop, low, high, position in zip(firsts, stops, lows, highs, positions):
+            if stop > first and high > low:
+                starts = span_starts[first:stop] + (position - low)
+                ends = span_ends[first:stop] + (position - low)
+                # Only the first and the last span can reach past the kept range (truncation cut them): clip them.
+                starts[0] = max(int(starts[0]), position)
+                ends[-1] = min(int(ends[-1]), position + high - low)
+                pieces.append((starts, ends))
+        if not pieces:
             return None, None
-        span_index = first + chosen
-        sentence = sent_ptr.searchsorted(span_index, side="right") - 1
-        offset = self._pointers[sentence] - begin
-        span_starts = self.knowledge.starts[span_index] + offset
-        span_ends = self.knowledge.ends[span_index] + offset
-        # Each span lies in one sentence, hence in one segment; segments contain what truncation kept of them.
-        in_b = ((span_starts >= segment_b[0]) & (span_starts < segment_b[1])).astype(np.intp)
-        len_a = kept_a[1] - kept_a[0]
-        low = np.array([kept_a[0], kept_b[0]])[in_b]
-        high = np.array([kept_a[1], kept_b[1]])[in_b]
-        shift = np.array([1 - kept_a[0], 2 + len_a - kept_b[0]])[in_b]
-        clipped_starts = np.maximum(span_starts, low)
-        clipped_ends = np.minimum(span_ends, high)
-        inside = clipped_ends > clipped_starts
-        return (clipped_starts + shift)[inside], (clipped_ends + shift)[inside]
+        if len(pieces) == 1:
+            return pieces[0]
+        return np.concatenate((pieces[0][0], pieces[1][0])), np.concatenate((pieces[0][1], pieces[1][1]))

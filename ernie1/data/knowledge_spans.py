@@ -8,9 +8,9 @@ sentence are sorted by (start, end). The spans themselves are found by `ernie1.t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -86,14 +86,83 @@ class KnowledgeSpans:
     starts: np.ndarray
     ends: np.ndarray
     kinds: np.ndarray
+    _corpus: Dict[int, Tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return len(self.sent_ptr) - 1
+
+    def corpus_spans(
+        self, kind: int, sentence_offsets: np.ndarray, ids: np.ndarray, is_continuation: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """(starts, ends) int64 of the spans of `kind` as token offsets into the whole corpus: widened to whole
+        words, then every span overlapping an earlier kept one dropped, so both arrays are sorted and disjoint.
+
+        `sentence_offsets`: the corpus's sentence pointers; `ids`: its token ids; `is_continuation`: bool per id, a
+        `##` token (it continues the word before it). A sample then finds its spans with two binary searches.
+        Computed once per kind and kept (16 bytes per span; the splits of one corpus share them).
+        """
+        cached = self._corpus.get(kind)
+        if cached is None:
+            chosen = (self.kinds == kind).nonzero()[0]
+            sentence = self.sent_ptr.searchsorted(chosen, side="right") - 1
+            offsets = np.asarray(sentence_offsets, dtype=np.int64)
+            sentence_starts, sentence_ends = offsets[sentence], offsets[sentence + 1]
+            starts = self.starts[chosen] + sentence_starts
+            ends = self.ends[chosen] + sentence_starts
+            _widen_to_words(starts, ends, sentence_starts, sentence_ends, ids, is_continuation)
+            keep = _without_overlaps(starts, ends)
+            cached = self._corpus[kind] = (starts[keep], ends[keep])
+        return cached
 
     def spans_of_sentence(self, sentence: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(starts, ends, kinds) of sentence `sentence`, token offsets within that sentence."""
         begin, end = self.sent_ptr[sentence], self.sent_ptr[sentence + 1]
         return self.starts[begin:end], self.ends[begin:end], self.kinds[begin:end]
+
+
+def _widen_to_words(
+    starts: np.ndarray,
+    ends: np.ndarray,
+    sentence_starts: np.ndarray,
+    sentence_ends: np.ndarray,
+    ids: np.ndarray,
+    is_continuation: np.ndarray,
+) -> None:
+    """Move, in place, each start left and each end right (within its sentence) until neither cuts a word.
+
+    Spans from the POS tagger and the masking's words come from the same segmentation and agree almost always;
+    a user-dictionary entity can start or end inside a word. Each pass moves only the spans still cutting one.
+    """
+    moving = np.flatnonzero(starts > sentence_starts)
+    while len(moving):
+        moving = moving[is_continuation[ids[starts[moving]]]]
+        starts[moving] -= 1
+        moving = moving[starts[moving] > sentence_starts[moving]]
+    moving = np.flatnonzero(ends < sentence_ends)
+    while len(moving):
+        moving = moving[is_continuation[ids[ends[moving]]]]
+        ends[moving] += 1
+        moving = moving[ends[moving] < sentence_ends[moving]]
+
+
+def _without_overlaps(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """bool keep-mask over spans sorted by start: a span overlapping an earlier kept one is dropped.
+
+    Overlaps are rare (a dictionary entity over a tagged one, two spans widened into one word), so only the spans
+    that overlap some earlier span are walked in Python.
+    """
+    keep = np.ones(len(starts), dtype=bool)
+    if len(starts) < 2:
+        return keep
+    overlapping = np.flatnonzero(starts[1:] < np.maximum.accumulate(ends)[:-1]) + 1
+    for index in overlapping.tolist():
+        previous = index - 1
+        while not keep[previous]:
+            previous -= 1
+        keep[index] = starts[index] >= ends[previous]  # kept spans are disjoint: the last kept one ends last
+    return keep
 
 
 def load_knowledge_spans(prefix: str, sentence_lengths: Optional[np.ndarray] = None) -> Optional[KnowledgeSpans]:

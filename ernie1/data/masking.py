@@ -3,15 +3,20 @@
 A *unit* is the smallest thing masked as a whole:
 - `char`: every token;
 - `word`: a token plus the `##` tokens that follow it (whole-word masking over the `##` marks written at
-  preprocessing time); a `##` token right after [CLS]/[SEP] opens a new unit instead of joining the previous segment;
-- `phrase` / `entity`: a knowledge span of that kind (snapped outwards to whole words), word units elsewhere.
+  preprocessing time); a `##` token right after [CLS]/[SEP] opens a new unit instead of joining the previous segment.
 
-Units are tiled left to right into *chunks* of n consecutive units with P(n) proportional to 1/n (n <= max_ngrams;
-`favor_longer_ngram` reverses the weights). Chunks never cross a segment boundary and a knowledge unit is always a
-chunk of its own. Chunks are taken in random order while they fit the budget; a chunk that overflows falls back to
-its longest prefix of whole units that fits (the original's n -> n-1 fallback), until the budget is met.
-This keeps the original's intent (about `masked_lm_prob` of the tokens, n-gram spans of whole words, 80/10/10)
-without its per-candidate Python loop; RNG-stream parity with the original is not a goal (REFERENCE §7).
+At `phrase` / `entity` level (ERNIE 1.0's knowledge masking) the sample's knowledge spans of that kind come first:
+taken whole, in random order, while they fit in `knowledge_share` of the budget (a span that does not fit is
+skipped, never split). Whole words fill the rest of the budget, as at word level, never inside any span.
+
+Word (or char) units are tiled left to right into *chunks* of n consecutive units with P(n) proportional to 1/n
+(n <= max_ngrams; `favor_longer_ngram` reverses the weights); [CLS]/[SEP] and the units inside knowledge spans are
+chunks of their own that are never chosen, so chunks never cross a segment boundary. Chunks are taken in random
+order while they fit the budget; the chunk that overflows falls back to its longest prefix of whole units that fits
+(the original's n -> n-1 fallback), and so on until the budget is met. This keeps the original's intent (about
+`masked_lm_prob` of the tokens, n-gram spans of whole words, 80/10/10 per token) without its per-candidate Python
+loop; RNG-stream parity with the original is not a goal (REFERENCE §7). The cost is a fixed number of numpy calls
+per sample, whatever its length: ~60 µs at seq 512 (benchmarks/bench_dataset.py).
 
 Every `##<CJK>` id (base or extended vocab) is rewritten to its plain character in both the model input and the
 labels, so no extended id reaches the model (REFERENCE §7.2, §18.6).
@@ -19,10 +24,11 @@ labels, so no extended id reaches the model (REFERENCE §7.2, §18.6).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -153,6 +159,11 @@ class MaskingVocab:
         tokens = read_vocab_file(Path(path), flag)
         return cls.from_tokens(tokens + cjk_extension_tokens(tokens), len(tokens))
 
+    @functools.cached_property
+    def opens_word(self) -> np.ndarray:
+        """bool [V]: the token starts a word (it is no `##` continuation)."""
+        return ~self.is_continuation
+
     def restore(self, ids: np.ndarray) -> np.ndarray:
         """`##<CJK>` ids -> plain char ids (int64); ToolkitError when an id lies outside the vocabulary."""
         ids = np.asarray(ids)
@@ -184,126 +195,156 @@ def masking_budget(num_tokens: int, masked_lm_prob: float, max_predictions: floa
     return int(min(max_predictions, max(1, round(num_tokens * masked_lm_prob))))
 
 
+def sample_units(
+    ids: np.ndarray, vocab: MaskingVocab, level: str, special_positions: Optional[np.ndarray] = None
+) -> Tuple[np.ndarray, np.ndarray]:
+    """(bounds, special): unit i of the sample is tokens [bounds[i], bounds[i+1]); [CLS]/[SEP] are 1-token units,
+    marked in `special`. The units tile the sample (bounds[0] = 0, bounds[-1] = len(ids)).
+
+    `special_positions` (the sorted [CLS]/[SEP] positions) saves finding them.
+    """
+    length = len(ids)
+    if special_positions is None:
+        special_positions = ((ids == vocab.cls_id) | (ids == vocab.sep_id)).nonzero()[0]
+    if level == "char":
+        bounds = np.arange(length + 1)
+    else:
+        opens = np.empty(length + 1, dtype=bool)
+        opens[:length] = vocab.opens_word[ids]  # [CLS]/[SEP] never continue a word, ...
+        opens[0] = opens[length] = True
+        for position in special_positions.tolist():
+            opens[position + 1] = True  # ... and a `##` token right after one opens a unit
+        bounds = opens.nonzero()[0]
+    special = np.zeros(len(bounds) - 1, dtype=bool)
+    special[bounds.searchsorted(special_positions)] = True
+    return bounds, special
+
+
 def unit_spans(ids: np.ndarray, vocab: MaskingVocab, level: str) -> Tuple[np.ndarray, np.ndarray]:
     """(starts, ends) int64 token ranges of the char- or word-level units of a sample; [CLS]/[SEP] excluded."""
-    special = (ids == vocab.cls_id) | (ids == vocab.sep_id)
-    if level == "char":
-        opens = ~special
-    else:
-        opens = ~vocab.is_continuation[ids]
-        opens[0] = True
-        opens[1:] |= special[:-1]  # a `##` token right after [CLS]/[SEP] opens a unit
-        opens &= ~special
-    boundaries = (opens | special).nonzero()[0]
-    is_start = opens[boundaries]
-    ends_of = np.empty_like(boundaries)
-    ends_of[:-1] = boundaries[1:]
-    ends_of[-1] = len(ids)
-    return boundaries[is_start], ends_of[is_start]
+    bounds, special = sample_units(np.asarray(ids), vocab, level)
+    return bounds[:-1][~special], bounds[1:][~special]
 
 
-def merge_knowledge_units(
-    starts: np.ndarray, ends: np.ndarray, span_starts: np.ndarray, span_ends: np.ndarray
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Replace the word units covered by knowledge spans with one unit per span.
+def _inside_ranges(range_starts: np.ndarray, range_ends: np.ndarray, length: int) -> np.ndarray:
+    """bool [length]: True inside the sorted, disjoint [start, end) ranges."""
+    # A toggle at every start and end; where one range ends and the next begins the two toggles cancel.
+    toggles = np.zeros(length + 1, dtype=bool)
+    toggles[range_starts] = True
+    toggles[range_ends] ^= True
+    return np.logical_xor.accumulate(toggles[:length])
 
-    Spans must lie inside the segments (never on [CLS]/[SEP]) with start < end. They are snapped outwards to whole
-    units; a span overlapping an earlier one (by start) is dropped. Returns (starts, ends, is_knowledge).
+
+@functools.lru_cache(maxsize=64)
+def _uint16_thresholds(cdf_bytes: bytes) -> np.ndarray:
+    cdf = np.frombuffer(cdf_bytes, dtype=np.float64)
+    return (cdf[:-1] * (65536.0 / cdf[-1])).astype(np.uint16)
+
+
+def _tile_chunks(blocked: np.ndarray, cdf: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Chunk bounds over the units: chunk j is units [result[j], result[j+1]), an n-gram tiling of the units in
+    which every `blocked` unit is a chunk of its own.
+
+    `draws`: one uint16 per unit (the n of a chunk starting there), compared with the n-gram CDF in units of
+    1/65536 (the same dtype on both sides: a mixed-dtype searchsorted is several times slower).
     """
-    if len(span_starts) == 0 or len(starts) == 0:
-        return starts, ends, np.zeros(len(starts), dtype=bool)
-    first = starts.searchsorted(span_starts, side="right") - 1  # unit holding the span's first token
-    last = starts.searchsorted(span_ends - 1, side="right") - 1
-    order = first.argsort(kind="stable")
-    first, last = first[order], last[order]
-    # Drop every span that overlaps an earlier one, vectorised: it starts before the furthest end so far.
-    keep = np.ones(len(first), dtype=bool)
-    keep[1:] = first[1:] > np.maximum.accumulate(last)[:-1]
-    first, last = first[keep], last[keep]
-    depth = np.bincount(first, minlength=len(starts) + 1) - np.bincount(last + 1, minlength=len(starts) + 1)
-    kept_units = depth[:-1].cumsum() == 0
-    kept_units[first] = True  # a span becomes its first unit, stretched to the end of its last one
-    new_ends = ends.copy()
-    new_ends[first] = ends[last]
-    is_knowledge = np.zeros(len(starts), dtype=bool)
-    is_knowledge[first] = True
-    return starts[kept_units], new_ends[kept_units], is_knowledge[kept_units]
-
-
-def _tile_chunks(
-    starts: np.ndarray, ends: np.ndarray, forced: np.ndarray, cdf: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """First unit index of each chunk: n-gram tiling of the units with boundaries forced where `forced` is True."""
-    num_units = len(starts)
-    lengths = cdf.searchsorted(rng.random(num_units) * cdf[-1], side="right") + 1
-    boundary = np.zeros(num_units + 1, dtype=bool)
+    num_units = len(blocked)
+    thresholds = _uint16_thresholds(np.asarray(cdf, dtype=np.float64).tobytes())
+    lengths = thresholds.searchsorted(draws, side="right")
+    lengths += 1
     tiled = lengths.cumsum()
-    boundary[tiled[tiled < num_units]] = True
-    boundary[0] = True
-    boundary[:num_units] |= forced
-    return boundary[:num_units].nonzero()[0]
+    boundary = np.zeros(int(tiled[-1]) + 1, dtype=bool)
+    boundary[tiled] = True
+    boundary[0] = boundary[num_units] = True
+    boundary[:num_units] |= blocked
+    boundary[1 : num_units + 1] |= blocked
+    return boundary[: num_units + 1].nonzero()[0]
 
 
-def _select_chunks(
-    chunk_first: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    budget: int,
-    rng: np.random.Generator,
-) -> Tuple[np.ndarray, np.ndarray]:
-    """Token ranges (starts, ends) chosen for prediction, at most `budget` tokens, chunks in random order."""
-    chunk_last = np.empty_like(chunk_first)
-    chunk_last[:-1] = chunk_first[1:] - 1
-    chunk_last[-1] = len(starts) - 1
-    chunk_tokens = ends[chunk_last] - starts[chunk_first]
-    order = rng.permutation(len(chunk_first))
+def _take_knowledge(span_tokens: np.ndarray, cap: int, keys: np.ndarray) -> np.ndarray:
+    """bool mask of the spans taken whole: in the order of their random `keys` while they fit in `cap` tokens.
+
+    A span that does not fit is skipped and the next ones are still tried; a span is never split.
+    """
+    taken = np.zeros(len(span_tokens), dtype=bool)
+    room = cap
+    order = keys.argsort()
+    for index, tokens in zip(order.tolist(), span_tokens[order].tolist()):
+        if tokens <= room:
+            taken[index] = True
+            room -= tokens
+            if room == 0:
+                break
+    return taken
+
+
+def _select_words(
+    bounds: np.ndarray, blocked: np.ndarray, budget: int, cdf: np.ndarray, tile_draws: np.ndarray, keys: np.ndarray
+) -> np.ndarray:
+    """bool [num_tokens]: the tokens of the unblocked n-gram chunks chosen in random order while they fit `budget`.
+
+    `tile_draws`: a uint16 per unit; `keys`: a uint64 per unit (overwritten), the chunks' random order.
+    """
+    chunks = _tile_chunks(blocked, cdf, tile_draws)  # a blocked unit is a chunk of its own, and never chosen
+    num_chunks = len(chunks) - 1
+    chunk_bounds = bounds[chunks]
+    chunk_tokens = chunk_bounds[1:] - chunk_bounds[:-1]
+    excluded = blocked[chunks[:-1]]
+    keys = keys[:num_chunks]
+    keys >>= np.uint64(1)  # below _LAST_KEY; 63 random bits: distinct keys, so the order is the same on any machine
+    keys[excluded] = _LAST_KEY
+    order = keys.argsort()[: num_chunks - np.count_nonzero(excluded)]
     cumulative = chunk_tokens[order].cumsum()
     taken = int(cumulative.searchsorted(budget, side="right"))
-    range_starts = [starts[chunk_first[order[:taken]]]]
-    range_ends = [ends[chunk_last[order[:taken]]]]
+    chosen = np.zeros(num_chunks, dtype=bool)
+    chosen[order[:taken]] = True
+    mask = np.repeat(chosen, chunk_tokens)
     remaining = budget - (int(cumulative[taken - 1]) if taken else 0)
     if remaining > 0 and taken < len(order):
-        rest = order[taken:]
-        firsts, lasts = chunk_first[rest], chunk_last[rest]
-        fits = ends[firsts] - starts[firsts] <= remaining
-        firsts, lasts = firsts[fits], lasts[fits]
-        if len(firsts):
-            # Fill the remainder with the longest whole-unit prefix of each next chunk that fits (the original's
-            # n -> n-1 fallback). Only chunks whose first unit fits are visited; each acceptance shrinks the
-            # remainder, so the loop is short.
-            unit_ends = ends.tolist()
-            extra_starts, extra_ends = [], []
-            for begin, first, last in zip(starts[firsts].tolist(), firsts.tolist(), lasts.tolist()):
-                best = -1
-                for unit in range(first, last + 1):
-                    if unit_ends[unit] - begin > remaining:
-                        break
-                    best = unit_ends[unit]
-                if best > begin:
-                    extra_starts.append(begin)
-                    extra_ends.append(best)
-                    remaining -= best - begin
-                    if remaining == 0:
-                        break
-            range_starts.append(np.asarray(extra_starts, dtype=np.int64))
-            range_ends.append(np.asarray(extra_ends, dtype=np.int64))
-    return np.concatenate(range_starts), np.concatenate(range_ends)
+        _fill_remainder(mask, bounds, chunks, order[taken:], remaining)
+    return mask
 
 
-def _ranges_to_positions(range_starts: np.ndarray, range_ends: np.ndarray, length: int) -> np.ndarray:
-    """Sorted positions covered by disjoint [start, end) ranges."""
-    # bincount, not fancy-index assignment: a range may start where the previous one ends.
-    depth = np.bincount(range_starts, minlength=length + 1) - np.bincount(range_ends, minlength=length + 1)
-    return (depth[:length].cumsum() > 0).nonzero()[0]
+def _fill_remainder(
+    mask: np.ndarray, bounds: np.ndarray, chunks: np.ndarray, rest: np.ndarray, remaining: int
+) -> None:
+    """Mark, in `mask`, the longest whole-unit prefix of each next chunk in `rest` that fits (the original's
+    n -> n-1 fallback) until `remaining` tokens are used.
+
+    Only chunks whose first unit fits are visited, at most _MAX_REMAINDER_CHUNKS of them (the remainder is
+    smaller than one chunk, so a few are always enough unless nearly every word is too long).
+    """
+    first_units = chunks[rest]
+    fits = bounds[first_units + 1] - bounds[first_units] <= remaining
+    for chunk in rest[fits][:_MAX_REMAINDER_CHUNKS].tolist():
+        first, last = int(chunks[chunk]), int(chunks[chunk + 1])
+        begin = best = int(bounds[first])
+        for unit_end in bounds[first + 1 : last + 1].tolist():
+            if unit_end - begin > remaining:
+                break
+            best = unit_end
+        mask[begin:best] = True
+        remaining -= best - begin
+        if remaining == 0:
+            return
 
 
-@dataclass(frozen=True, eq=False)
-class MaskedSample:
-    """Model input ids after masking and restoring, the sorted masked positions and their original (restored) ids."""
+class MaskedSample(NamedTuple):
+    """Model input ids after masking and restoring, the sorted masked positions and their original (restored) ids,
+    and the knowledge spans masked whole among them (`knowledge_starts/ends`, sorted; for display)."""
 
     input_ids: np.ndarray
     masked_positions: np.ndarray
     masked_labels: np.ndarray
+    knowledge_starts: np.ndarray
+    knowledge_ends: np.ndarray
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+_MAX_REMAINDER_CHUNKS = 32
+_LAST_KEY = np.uint64(2**64 - 1)
+_MASK_THRESHOLD = int(MASK_PROB * 2**32)
+_REPLACE_THRESHOLD = int((MASK_PROB + KEEP_PROB) * 2**32)
 
 
 def create_masked_lm_predictions(
@@ -317,35 +358,65 @@ def create_masked_lm_predictions(
     cdf: np.ndarray,
     knowledge_starts: Optional[np.ndarray] = None,
     knowledge_ends: Optional[np.ndarray] = None,
+    knowledge_share: float = 1.0,
+    special_positions: Optional[np.ndarray] = None,
 ) -> MaskedSample:
     """Choose and apply the masked-LM targets of one sample `[CLS] A [SEP] (B [SEP])` (raw ids, `##` marks intact).
 
-    `knowledge_starts/ends`: spans of the chosen kind in sample positions (phrase/entity levels only).
+    `knowledge_starts/ends`: the spans of the level's kind in sample positions (phrase/entity levels only): sorted,
+    disjoint, whole words (`KnowledgeSpans.corpus_spans` makes them so). They are taken whole first, in random order
+    while they fit in `knowledge_share` of the budget; whole-word n-grams outside every span fill the rest.
+    `special_positions`: the [CLS]/[SEP] positions, when known. Ids must be < vocab.size (ErnieDataset checks its
+    corpus once).
     """
     ids = np.asarray(ids)
-    restored = vocab.restore(ids)
-    budget = masking_budget(len(ids), masked_lm_prob, max_predictions)
-    starts, ends = unit_spans(ids, vocab, level) if budget else (np.zeros(0, np.int64),) * 2
-    if len(starts) == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return MaskedSample(restored, empty, empty.copy())
-    is_knowledge = None
-    if knowledge_starts is not None and len(knowledge_starts):
-        starts, ends, is_knowledge = merge_knowledge_units(starts, ends, knowledge_starts, knowledge_ends)
-    forced = np.zeros(len(starts), dtype=bool)
-    forced[1:] = starts[1:] != ends[:-1]  # a segment boundary ([SEP]) between two units
-    if is_knowledge is not None:  # a knowledge unit is a chunk of its own
-        forced |= is_knowledge
-        forced[1:] |= is_knowledge[:-1]
-    chunk_first = _tile_chunks(starts, ends, forced, cdf, rng)
-    range_starts, range_ends = _select_chunks(chunk_first, starts, ends, budget, rng)
-    positions = _ranges_to_positions(range_starts, range_ends, len(ids))
+    length = len(ids)
+    restored = vocab.restore_char[ids]
+    budget = masking_budget(length, masked_lm_prob, max_predictions)
+    if budget == 0:
+        return MaskedSample(restored, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+    bounds, blocked = sample_units(ids, vocab, level, special_positions)
+    num_units = len(blocked)
+    # All the random bits this sample needs in one call (raw Philox output is ~3x cheaper than doubles): a uint16
+    # per unit for the n-gram tiling, a uint64 key per unit (the order of the chunks) and per knowledge span, two
+    # uint32 per prediction.
+    num_spans = len(knowledge_starts) if knowledge_starts is not None else 0
+    tile_words = (num_units + 3) // 4
+    raw = rng.bit_generator.random_raw(tile_words + num_units + num_spans + budget)
+    tile_draws = raw[:tile_words].view(np.uint16)[:num_units]
+    keys = raw[tile_words : tile_words + num_units]
+    span_keys = raw[tile_words + num_units : tile_words + num_units + num_spans]
+    token_draws = raw[tile_words + num_units + num_spans :].view(np.uint32)
+    taken_starts = taken_ends = _EMPTY
+    knowledge_mask = None
+    if num_spans:
+        in_spans = _inside_ranges(knowledge_starts, knowledge_ends, length)
+        blocked = (
+            blocked | in_spans[bounds[:-1]]
+        )  # words inside any span are no word units: spans go whole or not at all
+        span_tokens = knowledge_ends - knowledge_starts
+        cap = int(knowledge_share * budget)
+        if int(span_tokens.sum()) <= cap:
+            taken_starts, taken_ends, knowledge_mask = knowledge_starts, knowledge_ends, in_spans
+        elif cap > 0:
+            taken = _take_knowledge(span_tokens, cap, span_keys)
+            taken_starts, taken_ends = knowledge_starts[taken], knowledge_ends[taken]
+            knowledge_mask = _inside_ranges(taken_starts, taken_ends, length)
+        budget -= int((taken_ends - taken_starts).sum())
+    if budget > 0:
+        mask = _select_words(bounds, blocked, budget, cdf, tile_draws, keys)
+        if knowledge_mask is not None:
+            mask |= knowledge_mask
+    else:
+        mask = knowledge_mask
+    positions = mask.nonzero()[0]
     labels = restored[positions]
-    draws = rng.random(2 * len(positions))
-    decision, pick = draws[: len(positions)], draws[len(positions) :]
+    count = len(positions)
+    half = len(token_draws) // 2
+    decision, pick = token_draws[:count], token_draws[half : half + count]
     input_ids = restored.copy()
-    input_ids[positions[decision < MASK_PROB]] = vocab.mask_id
-    replace = decision >= MASK_PROB + KEEP_PROB
+    input_ids[positions[decision < _MASK_THRESHOLD]] = vocab.mask_id
+    replace = decision >= _REPLACE_THRESHOLD  # in between (10 %): the token stays
     pool = vocab.replacement_ids
-    input_ids[positions[replace]] = pool[(pick[replace] * len(pool)).astype(np.int64)]
-    return MaskedSample(input_ids, positions.astype(np.int64, copy=False), labels.astype(np.int64, copy=False))
+    input_ids[positions[replace]] = pool[(pick[replace] * (len(pool) / 2**32)).astype(np.int64)]
+    return MaskedSample(input_ids, positions, labels, taken_starts, taken_ends)

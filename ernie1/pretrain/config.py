@@ -318,11 +318,12 @@ def _from_values(cls: Any, v: Mapping[str, Any], **derived: Any) -> Any:
     return cls(**{**{name: v[name] for name in names if name in v}, **derived})
 
 
-def build_data_config(v: Mapping[str, Any]) -> Any:
-    """ernie1.data.dataset_config.ErnieDatasetConfig from the data fields (its max_seq_length is our max_seq_len)."""
+def build_data_config(v: Mapping[str, Any], global_batch_size: int) -> Any:
+    """ernie1.data.dataset_config.ErnieDatasetConfig from the data fields (its max_seq_length is our max_seq_len;
+    global_batch_size and max_steps place the train samples on the masking schedule)."""
     from ernie1.data.dataset_config import ErnieDatasetConfig
 
-    return _from_values(ErnieDatasetConfig, v, max_seq_length=v["max_seq_len"])
+    return _from_values(ErnieDatasetConfig, v, max_seq_length=v["max_seq_len"], global_batch_size=global_batch_size)
 
 
 def build_config(
@@ -379,4 +380,4 @@ def build_config(
     runtime = _from_values(
         RuntimeConfig, v, scale_loss=float(v["scale_loss"]), world_size=world_size, dp_degree=world_size
     )
-    return PretrainConfig(model, optim, schedule, runtime, build_data_config(v))
+    return PretrainConfig(model, optim, schedule, runtime, build_data_config(v, global_batch_size))

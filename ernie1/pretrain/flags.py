@@ -172,6 +172,22 @@ FLAGS: Tuple[Flag, ...] = (
         **_ours(),
     ),
     Flag(
+        "masking_schedule",
+        str,
+        "",
+        "Staged masking over the run's steps instead of --masking_level, e.g. char:0-0.3,phrase:0.3-0.6,entity:0.6-1.",
+        "data",
+        **_ours(),
+    ),
+    Flag(
+        "knowledge_mask_share",
+        float,
+        1.0,
+        "Phrase/entity level: share of the masking budget whole spans take first (1 = all that fit); words fill the rest.",
+        "data",
+        **_ours(),
+    ),
+    Flag(
         "share_folder",
         bool,
         False,

@@ -11,7 +11,7 @@ from data_tools.demo_corpus import write_demo_corpus
 from ernie1.data.indexed_dataset import MMapIndexedDataset
 from ernie1.data.knowledge_spans import load_knowledge_spans
 from ernie1.text.document_encoder import restore_split_dimers
-from ernie1.text.knowledge import ENTITY
+from ernie1.text.knowledge import ENTITY, PHRASE
 from ernie1.text.tokenizer import extend_chinese_char, load_tokenizer, read_vocab_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -133,9 +133,16 @@ def test_knowledge_spans_are_written_and_align_with_tokens(tmp_path, vocab_path,
     prefix = tmp_path / "kn"
     flags = ["--knowledge_spans", "--entity_dict", str(entity_dict), "--cn_seg_func", "rjieba"]  # jieba.posseg is slow
     ds = _run(vocab_path, source, prefix, *WWM, *flags)
-    assert capsys.readouterr().out.strip().endswith(f"_idx.npz, {prefix}_knowledge.npz")
+    summary = capsys.readouterr().out.strip()
+    assert summary.endswith(f"_idx.npz, {prefix}_knowledge.npz")
     spans = load_knowledge_spans(str(prefix))
     assert len(spans) == len(ds)
+    per_1000 = [1000 * int((spans.kinds == kind).sum()) / len(ds.ids) for kind in (ENTITY, PHRASE)]
+    assert (
+        f", {len(spans.starts)} knowledge spans (entity spans per 1,000 tokens: {per_1000[0]:.1f}, "
+        f"phrase spans per 1,000 tokens: {per_1000[1]:.1f}), "
+    ) in summary
+    assert min(per_1000) > 5  # news text: both kinds are found
     assert len(spans.starts) > len(ds)  # several spans per sentence on news text
     found_user_entity = False
     for sentence in range(len(ds)):

@@ -1,9 +1,10 @@
 import pickle
+import re
 
 import numpy as np
 import pytest
 
-from ernie1.common.errors import ToolkitError
+from ernie1.common.errors import FieldError, ToolkitError
 from ernie1.data.dataset import ErnieDataset, truncation_counts
 from ernie1.data.dataset_config import ErnieDatasetConfig
 from ernie1.data.index_helpers import build_mapping
@@ -13,6 +14,8 @@ from ernie1.data.masking import MaskingVocab, masking_budget, unit_spans
 from ernie1.text.cjk import cjk_extension_tokens
 from ernie1.text.knowledge import ENTITY, PHRASE
 from tests import support
+
+LEVELS = ("char", "word", "phrase", "entity")
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +212,9 @@ def test_knowledge_levels_mask_whole_spans(indexed, vocab, level, kind):
         assert sample["masking_level"] == level
         start, end, _ = (int(v) for v in ds.samples_mapping[i])
         full = unmasked(sample)
-        spans = ds._knowledge_spans(level, start, end, int(indexed.pointers[start]), *kept_ranges(ds, i))
+        spans = ds._sample_spans(level, int(indexed.pointers[start]), *kept_ranges(ds, i)[1:])
+        if spans[0] is None:  # truncation kept no span of this sample
+            spans = ((), ())
         chosen = np.zeros(len(full), bool)
         chosen[sample["masked_positions"]] = True
         for lo, hi in zip(*spans):
@@ -250,12 +255,21 @@ def test_mixed_levels(indexed, vocab):
 
 
 def test_knowledge_required_and_checked(indexed, vocab):
-    with pytest.raises(
-        ToolkitError,
-        match=r"^--masking_level word:0.5,entity:0.5: phrase/entity masking needs knowledge spans \(.*tiny_knowledge"
-        r"\.npz not found\); re-run create_pretraining_data.py with --knowledge_spans or use --masking_level word$",
-    ):
+    with pytest.raises(FieldError) as error:
         make_dataset(indexed, vocab, masking_level="word:0.5,entity:0.5")
+    assert re.match(
+        r"^--masking_level word:0.5,entity:0.5: phrase/entity masking needs knowledge spans \(.*tiny_knowledge"
+        r"\.npz not found\); re-run create_pretraining_data.py with --knowledge_spans or use --masking_level word$",
+        error.value.render(lambda field: f"--{field}"),
+    )
+    with pytest.raises(FieldError) as error:
+        make_dataset(indexed, vocab, masking_schedule="word:0-0.5,phrase:0.5-1", max_steps=10)
+    assert re.match(
+        r"^--masking_schedule word:0-0.5,phrase:0.5-1: phrase/entity masking needs knowledge spans \(.*"
+        r"tiny_knowledge\.npz not found\); re-run create_pretraining_data.py with --knowledge_spans or use char and "
+        r"word stages only$",
+        error.value.render(lambda field: f"--{field}"),
+    )
     short = KnowledgeSpans(np.zeros(3, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.uint8))
     with pytest.raises(ToolkitError, match=r"tiny_knowledge.npz: spans for 2 sentences but the corpus has \d+"):
         make_dataset(indexed, vocab, masking_level="entity", knowledge=short)
@@ -302,3 +316,68 @@ def test_extended_ids_never_reach_the_model(tmp_path):
         assert not any(token.startswith("##") and token != "##b" for token in vocab.decode(sample["input_ids"]))
         masked += len(sample["masked_positions"])
     assert masked > 0
+
+
+def test_entity_level_masks_the_samples_entities_first(indexed, vocab):
+    """Every entity span of a sample is masked whole while they fit the budget; words fill the rest, outside them."""
+    knowledge = support.synthetic_knowledge(indexed, vocab, every=4)
+    entity = make_dataset(indexed, vocab, knowledge=knowledge, masking_level="entity", max_seq_length=128)
+    word = make_dataset(indexed, vocab, knowledge=knowledge, masking_level="word", max_seq_length=128)
+    predicted = budgets = entity_share_at_entity = entity_share_at_word = 0
+    for i in range(300):
+        start = int(entity.samples_mapping[i][0])
+        spans = entity._sample_spans("entity", int(indexed.pointers[start]), *kept_ranges(entity, i)[1:])
+        if spans[0] is None:
+            continue
+        sample = entity[i]
+        budget = masking_budget(len(sample["input_ids"]), 0.15, 0.15 * 125)
+        chosen = np.zeros(len(sample["input_ids"]), bool)
+        chosen[sample["masked_positions"]] = True
+        in_spans = np.zeros_like(chosen)
+        lengths = spans[1] - spans[0]
+        taken = np.array([chosen[lo:hi].all() for lo, hi in zip(*spans)])
+        for lo, hi in zip(*spans):
+            assert chosen[lo:hi].all() or not chosen[lo:hi].any()
+            in_spans[lo:hi] = True
+        if lengths.sum() <= budget:
+            assert taken.all()
+        else:  # greedy in random order: no span left out would still have fit
+            assert lengths[taken].sum() <= budget and (budget - lengths[taken].sum() < lengths[~taken]).all()
+        assert chosen.sum() <= budget
+        predicted += chosen.sum()
+        budgets += budget
+        entity_share_at_entity += chosen[in_spans].sum()
+        word_chosen = np.zeros_like(chosen)
+        word_chosen[word[i]["masked_positions"]] = True
+        entity_share_at_word += word_chosen[in_spans].sum()
+    assert predicted >= 0.97 * budgets
+    assert entity_share_at_entity > 3 * entity_share_at_word
+
+
+def test_masking_schedule_follows_the_sample_index(indexed, vocab):
+    """Train sample i gets the level of step i // global_batch_size, and is the sample that level alone gives."""
+    knowledge = support.synthetic_knowledge(indexed, vocab)
+    schedule = dict(masking_schedule="char:0-0.25,word:0.25-0.5,entity:0.5-1", max_steps=8, global_batch_size=4)
+    ds = make_dataset(indexed, vocab, knowledge=knowledge, **schedule)
+    fixed = {level: make_dataset(indexed, vocab, knowledge=knowledge, masking_level=level) for level in LEVELS}
+    expected = ["char"] * 8 + ["word"] * 8 + ["entity"] * 16 + ["entity"] * 8  # steps 0-1, 2-3, 4-7, past the end
+    for i, level in enumerate(expected):
+        sample = ds[i]
+        assert sample["masking_level"] == level
+        for key in ("input_ids", "token_type_ids", "masked_positions", "masked_labels", "sop_label"):
+            np.testing.assert_array_equal(sample[key], fixed[level][i][key])
+    valid = make_dataset(indexed, vocab, name="valid", knowledge=knowledge, **schedule)
+    assert {valid[i]["masking_level"] for i in range(40)} == {"entity"}
+
+
+def test_a_blend_places_samples_on_the_schedule_by_its_own_index(indexed, vocab):
+    from ernie1.data.blending import BlendableDataset
+
+    knowledge = support.synthetic_knowledge(indexed, vocab)
+    schedule = dict(masking_schedule="char:0-0.25,word:0.25-0.5,entity:0.5-1", max_steps=8, global_batch_size=4)
+    parts = [make_dataset(indexed, vocab, knowledge=knowledge, split_seed=seed, **schedule) for seed in (1, 2)]
+    blend = BlendableDataset(parts, [1.0, 1.0], size=40)
+    levels = [blend[i]["masking_level"] for i in range(40)]
+    assert levels == ["char"] * 8 + ["word"] * 8 + ["entity"] * 24
+    sample, details = blend.build(9)  # slot 9 is sample 4 of a corpus: its own index would say step 1 (char)
+    assert sample["masking_level"] == "word" and details.knowledge_starts.shape == (0,)

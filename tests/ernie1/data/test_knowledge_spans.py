@@ -96,3 +96,35 @@ def test_full_disk_is_one_line_and_abort_leaves_nothing(tmp_path, monkeypatch, b
     assert str(error.value) == f"--output_prefix {tmp_path / 'corpus'}: cannot write (No space left on device)"
     writer.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_corpus_spans_are_whole_words_sorted_and_disjoint():
+    """Spans of one kind in corpus offsets: widened to whole words within their sentence, overlaps dropped."""
+    from ernie1.data.knowledge_spans import KnowledgeSpans
+
+    # Token ids 0..3; id 1 is a `##` continuation. Sentence 0 = offsets 0-7, sentence 1 = offsets 7-11.
+    is_continuation = np.array([False, True, False, False])
+    ids = np.array([0, 1, 2, 0, 1, 1, 0, 1, 0, 1, 2])
+    #  words:       [0  1] [2] [3  4  5] [6] | [7] [8 9] [10]   (id 1 at offset 7 starts sentence 1: a word of its own)
+    sentence_offsets = np.array([0, 7, 11])
+    spans = KnowledgeSpans(
+        sent_ptr=np.array([0, 5, 8]),
+        starts=np.array([1, 2, 3, 4, 6, 0, 1, 3], np.int32),
+        ends=np.array([2, 3, 5, 6, 7, 1, 2, 4], np.int32),
+        kinds=np.array([ENTITY, ENTITY, ENTITY, ENTITY, PHRASE, ENTITY, ENTITY, ENTITY], np.uint8),
+    )
+    starts, ends = spans.corpus_spans(ENTITY, sentence_offsets, ids, is_continuation)
+    # (1,2) -> word [0,2); (2,3) stays; (3,5) -> [3,6); (4,6) -> [3,6) overlaps the kept [3,6) -> dropped;
+    # sentence 1: (0,1) -> [7,8) (the sentence start bounds it); (1,2) -> [8,10); (3,4) -> [10,11).
+    assert (starts.tolist(), ends.tolist()) == ([0, 2, 3, 7, 8, 10], [2, 3, 6, 8, 10, 11])
+    phrase_starts, phrase_ends = spans.corpus_spans(PHRASE, sentence_offsets, ids, is_continuation)
+    assert (phrase_starts.tolist(), phrase_ends.tolist()) == ([6], [7])
+    assert spans.corpus_spans(ENTITY, sentence_offsets, ids, is_continuation)[0] is starts  # computed once
+
+
+def test_overlapping_spans_keep_the_first_of_each_clash():
+    from ernie1.data.knowledge_spans import _without_overlaps
+
+    # (0,3) kept; (2,6) overlaps it -> dropped; (3,6) overlaps only the dropped one -> kept; (5,7) overlaps it.
+    keep = _without_overlaps(np.array([0, 2, 3, 5, 8]), np.array([3, 6, 6, 7, 9]))
+    assert keep.tolist() == [True, False, True, False, True]

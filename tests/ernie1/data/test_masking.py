@@ -7,7 +7,6 @@ from ernie1.data.masking import (
     MaskingVocab,
     create_masked_lm_predictions,
     masking_budget,
-    merge_knowledge_units,
     ngram_cdf,
     unit_spans,
 )
@@ -98,17 +97,6 @@ def test_word_and_char_units(vocab):
     starts, ends = unit_spans(ids, vocab, "char")
     assert starts.tolist() == [1, 2, 3, 4, 5, 7, 8, 9]
     assert (ends - starts).tolist() == [1] * 8
-
-
-def test_merge_knowledge_units_snaps_and_drops_overlaps():
-    starts = np.array([1, 3, 4, 6, 8])
-    ends = np.array([3, 4, 6, 7, 9])
-    # (3,6) covers units 1-2; (5,7) starts mid-unit 2 -> overlaps and is dropped; (8,9) is one unit.
-    merged = merge_knowledge_units(starts, ends, np.array([3, 5, 8]), np.array([6, 7, 9]))
-    assert [a.tolist() for a in merged] == [[1, 3, 6, 8], [3, 6, 7, 9], [False, True, False, True]]
-    # A span in the middle of a unit is widened to the whole unit.
-    merged = merge_knowledge_units(starts, ends, np.array([2]), np.array([4]))
-    assert [a.tolist() for a in merged] == [[1, 4, 6, 8], [4, 6, 7, 9], [True, False, False, False]]
 
 
 def test_budget_and_ngram_weights():
@@ -229,20 +217,98 @@ def test_knowledge_units_are_masked_whole(vocab):
     assert hits > 100
 
 
-def test_ngram_tiling_lengths_and_forced_boundaries():
+def single_token_sample(vocab, num_tokens):
+    """[CLS] A [SEP] B [SEP] of single-token words, `num_tokens` long."""
+    words = ids_of(vocab, "哈 尔 滨 冰 雪 节 a")
+    ids = np.resize(words, num_tokens)
+    ids[[0, num_tokens // 2, num_tokens - 1]] = [vocab.cls_id, vocab.sep_id, vocab.sep_id]
+    return ids
+
+
+@pytest.mark.parametrize(
+    "span_tokens,share,spans_taken,words",
+    [
+        (2, 1.0, 6, 4),  # 12 span tokens fit the budget of 16: all six spans, then 4 word tokens
+        (2, 0.5, 4, 8),  # share 0.5: 8 tokens of spans (four of the six), 8 of words
+        (3, 1.0, 5, 1),  # 18 > 16: five whole spans (15 tokens), never a split one; 1 word token
+        (3, 0.5, 2, 10),  # 8 tokens allowed: two spans (6), the third would not fit whole
+        (2, 0.0, 0, 16),  # no span at all; the words inside spans are not masked either
+    ],
+)
+def test_knowledge_spans_are_chosen_first_whole_and_within_the_budget(vocab, span_tokens, share, spans_taken, words):
+    ids = single_token_sample(vocab, 64)
+    budget = masking_budget(64, 0.25, 100)
+    assert budget == 16
+    span_starts = np.array([2, 10, 20, 34, 44, 54])  # six spans, none on [CLS]/[SEP] (0, 32, 63)
+    span_ends = span_starts + span_tokens
+    in_spans = np.zeros(64, bool)
+    for start, end in zip(span_starts, span_ends):
+        in_spans[start:end] = True
+    times_taken = np.zeros(6)
+    for seed in range(300):
+        out = create_masked_lm_predictions(
+            ids,
+            vocab,
+            np.random.default_rng(seed),
+            level="entity",
+            masked_lm_prob=0.25,
+            max_predictions=100,
+            cdf=ngram_cdf(3),
+            knowledge_starts=span_starts,
+            knowledge_ends=span_ends,
+            knowledge_share=share,
+        )
+        chosen = np.zeros(64, bool)
+        chosen[out.masked_positions] = True
+        whole = [bool(chosen[start:end].all()) for start, end in zip(span_starts, span_ends)]
+        assert [chosen[start:end].any() for start, end in zip(span_starts, span_ends)] == whole  # never split
+        assert sum(whole) == spans_taken and int(chosen[in_spans].sum()) == spans_taken * span_tokens
+        assert int(chosen[~in_spans].sum()) == words  # words fill the rest, outside every span
+        assert len(out.masked_positions) == spans_taken * span_tokens + words <= budget
+        assert out.knowledge_starts.tolist() == span_starts[whole].tolist()
+        assert out.knowledge_ends.tolist() == span_ends[whole].tolist()
+        times_taken += whole
+    if 0 < spans_taken < 6:  # which spans fit is random, each equally likely
+        np.testing.assert_allclose(times_taken / 300, spans_taken / 6, atol=0.1)
+
+
+def test_a_multi_word_span_is_never_split_by_the_word_fill(vocab):
+    """Spans of two whole words (3-4 tokens) and a budget too small for all: no word n-gram cuts into one."""
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        ids = random_words(vocab, rng, 60)
+        starts, ends = unit_spans(ids, vocab, "word")
+        pairs = np.arange(0, len(starts) - 1, 3)
+        pairs = pairs[ends[pairs] == starts[pairs + 1]]  # both words in one segment
+        span_starts, span_ends = starts[pairs], ends[pairs + 1]
+        out = mask(vocab, ids, rng, level="phrase", knowledge_starts=span_starts, knowledge_ends=span_ends)
+        chosen = np.zeros(len(ids), bool)
+        chosen[out.masked_positions] = True
+        for start, end in zip(span_starts, span_ends):
+            assert chosen[start:end].all() or not chosen[start:end].any()
+        assert len(out.masked_positions) <= masking_budget(len(ids), 0.15, 0.15 * 509)
+
+
+def uint16_draws(rng, count):
+    return rng.integers(0, 1 << 16, count, dtype=np.uint16)
+
+
+def test_ngram_tiling_lengths_and_blocked_units():
     from ernie1.data.masking import _tile_chunks
 
     rng = np.random.default_rng(4)
-    units = np.arange(20000)
-    chunk_first = _tile_chunks(units, units + 1, np.zeros(len(units), bool), ngram_cdf(3), rng)
-    lengths = np.diff(np.append(chunk_first, len(units)))
+    num_units = 20000
+    bounds = _tile_chunks(np.zeros(num_units, bool), ngram_cdf(3), uint16_draws(rng, num_units))
+    assert bounds[0] == 0 and bounds[-1] == num_units
+    lengths = np.diff(bounds)[:-1]  # the last chunk is cut by the end
     shares = np.bincount(lengths, minlength=4)[1:] / len(lengths)
     np.testing.assert_allclose(shares, [6 / 11, 3 / 11, 2 / 11], atol=0.015)
-    forced = np.zeros(len(units), bool)
-    forced[::7] = True
-    chunk_first = _tile_chunks(units, units + 1, forced, ngram_cdf(3, True), rng)
-    assert set(np.flatnonzero(forced)) <= set(chunk_first.tolist())
-    assert np.diff(np.append(chunk_first, len(units))).max() == 3
+    blocked = np.zeros(num_units, bool)
+    blocked[::7] = True
+    bounds = _tile_chunks(blocked, ngram_cdf(3, True), uint16_draws(rng, num_units))
+    blocked_units = np.flatnonzero(blocked)
+    assert set(blocked_units) | set(blocked_units + 1) <= set(bounds.tolist())  # each one a chunk of its own
+    assert np.diff(bounds).max() == 3
 
 
 def test_config_validation_messages():
