@@ -13,6 +13,7 @@ from ernie1.data.dataset import ErnieDataset
 from ernie1.data.indexed_dataset import MMapIndexedDataset
 from ernie1.data.knowledge_spans import KnowledgeSpansWriter
 from ernie1.data.masking import MaskingVocab
+from ernie1.pretrain import loop
 from ernie1.pretrain.metrics_logger import read_metrics
 from tests import support
 from tests.ernie1.pretrain.helpers import tiny_argv
@@ -50,6 +51,15 @@ def read_levels(monkeypatch):
         return sample, details
 
     monkeypatch.setattr(ErnieDataset, "build", recording_build)
+    baseline = loop.dataset_unigram_baseline
+
+    def baseline_then_forget(*args, **kwargs):
+        # The unigram baseline reads samples before training; only the training run's reads are recorded.
+        result = baseline(*args, **kwargs)
+        records.clear()
+        return result
+
+    monkeypatch.setattr(loop, "dataset_unigram_baseline", baseline_then_forget)
     return records
 
 
