@@ -142,17 +142,19 @@ def run_measured(argv: list) -> tuple[float, float, RunMemory]:
     """Wall and CPU seconds (the process and its workers) and peak memory of `create_pretraining_data argv`."""
     command = [sys.executable, "-m", "data_tools.create_pretraining_data", *argv]
     memory, stop = RunMemory(), threading.Event()
-    began = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sampler = threading.Thread(target=_sample_tree, args=(process.pid, memory, stop), daemon=True)
-    sampler.start()
-    _pid, status, usage = os.wait4(process.pid, 0)  # the workers are reaped by it: their CPU is in `usage`
-    seconds = time.perf_counter() - began
-    stop.set()
-    sampler.join()
-    if status != 0:
-        raise SystemExit(f"create_pretraining_data failed: {' '.join(command)}\n{process.stderr.read().decode()}")
-    process.stderr.close()
+    # Its progress lines go to a file: a pipe read only at the end fills up (64 KB) and blocks the run.
+    with tempfile.TemporaryFile() as log:
+        began = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        sampler = threading.Thread(target=_sample_tree, args=(process.pid, memory, stop), daemon=True)
+        sampler.start()
+        _pid, status, usage = os.wait4(process.pid, 0)  # the workers are reaped by it: their CPU is in `usage`
+        seconds = time.perf_counter() - began
+        stop.set()
+        sampler.join()
+        if status != 0:
+            log.seek(0)
+            raise SystemExit(f"create_pretraining_data failed: {' '.join(command)}\n{log.read().decode()[-2000:]}")
     memory.parent_peak = max(memory.parent_peak, usage.ru_maxrss * 1024)
     return seconds, usage.ru_utime + usage.ru_stime, memory
 
@@ -167,10 +169,10 @@ def report_scale(sizes_mb: list, workers: int, seg: str, tmp: str) -> None:
     """Wall time, MB/s and peak memory of create_pretraining_data on JSON lines of each size: flat in size?"""
     rows = []
     for size_mb in sizes_mb:
-        jsonl = Path(tmp) / f"corpus_{size_mb}mb.jsonl"
+        jsonl = Path(tmp) / f"corpus_{size_mb:g}mb.jsonl"
         documents = write_scaled_jsonl(jsonl, int(size_mb * 1e6))
         megabytes = jsonl.stat().st_size / 1e6
-        seconds, cpu, memory = run_measured(_preprocess_argv(jsonl, Path(tmp) / f"scaled_{size_mb}", seg, workers))
+        seconds, cpu, memory = run_measured(_preprocess_argv(jsonl, Path(tmp) / f"scaled_{size_mb:g}", seg, workers))
         worker_peak = max(memory.worker_peaks.values(), default=0)
         rows.append((megabytes, memory))
         print(
@@ -180,7 +182,7 @@ def report_scale(sizes_mb: list, workers: int, seg: str, tmp: str) -> None:
             f"({len(memory.worker_peaks)} workers), all processes (PSS) {memory.tree_pss_peak / 1e6:.0f} MB",
             flush=True,
         )
-        for path in Path(tmp).glob(f"scaled_{size_mb}*"):
+        for path in Path(tmp).glob(f"scaled_{size_mb:g}*"):
             path.unlink()
         jsonl.unlink()
     (small_mb, small), (large_mb, large) = rows[0], rows[-1]
