@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -38,6 +38,7 @@ NUM_SPECIAL_TOKENS = 3
 # §18.7). Split seeds 2**30 apart keep the streams apart even for a dataset that draws with (split_seed + index).
 SPLIT_SEED_OFFSETS = {"train": 0, "valid": 1 << 30, "test": 2 << 30}
 CACHE_POLL_INTERVAL_S = 0.5
+T = TypeVar("T")
 
 
 def split_seed(seed: int, name: str) -> int:
@@ -184,13 +185,26 @@ def get_samples_mapping(
     """The split's [N,3] index map from its cache file, built first by the one rank with `builds` (mmap, read-only).
 
     Other ranks poll until the file appears (it is written to a temporary name and renamed, so it appears
-    complete) and give up after `wait_timeout_s` with an error naming the file.
+    complete) and give up after `wait_timeout_s` with an error naming the file. Every rank, the builder included,
+    returns the read-only memory map of the file: the pages are the page cache's, shared by all ranks of a node.
     """
     path = spec.filename(indexed.prefix)
     if builds and not os.path.isfile(path):
-        start, end = spec.doc_range
-        began = time.perf_counter()
-        mapping = index_helpers.build_mapping(
+        _build_index_map(path, indexed, spec, verbose)
+    elif not builds:
+        _wait_for_file(path, wait_timeout_s)
+    return _check_index_map(path, _load_index_map(path), indexed, spec)
+
+
+def _build_index_map(path: str, indexed: MMapIndexedDataset, spec: IndexMapSpec, verbose: bool) -> None:
+    # The native code writes the rows into the cache file itself and frees them before returning, so this rank never
+    # holds the map twice (a seed-scale map is 6 GB); afterwards it maps the file like every other rank.
+    start, end = spec.doc_range
+    began = time.perf_counter()
+    shape = _save_atomically(
+        path,
+        lambda handle: index_helpers.write_mapping(
+            handle,
             indexed.doc_idx[start : end + 1],
             indexed.sizes,
             max_seq_length=spec.max_seq_length,
@@ -200,36 +214,37 @@ def get_samples_mapping(
             num_epochs=spec.num_epochs,
             max_num_samples=spec.max_num_samples,
             verbose=verbose,
-        )
-        _save_atomically(path, mapping)
-        logger.info(
-            "built %s index map: %d samples from documents [%d, %d) in %.2f s -> %s",
-            spec.name,
-            len(mapping),
-            start,
-            end,
-            time.perf_counter() - began,
-            path,
-        )
-    elif not builds:
-        _wait_for_file(path, wait_timeout_s)
-    return _check_index_map(path, _load_index_map(path), indexed, spec)
+        ),
+    )
+    logger.info(
+        "built %s index map: %d samples (%.2f GB) from documents [%d, %d) in %.2f s -> %s",
+        spec.name,
+        shape[0],
+        os.path.getsize(path) / 1e9,
+        start,
+        end,
+        time.perf_counter() - began,
+        path,
+    )
 
 
-def _save_atomically(path: str, mapping: np.ndarray) -> None:
+def _save_atomically(path: str, write: Callable[[BinaryIO], T]) -> T:
+    """`write(handle)` into a temporary file renamed to `path` once complete; its result."""
     # Unique per writer: without share_folder, ranks on several nodes may still write to one shared directory.
     temporary = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
     try:
         with open(temporary, "wb") as handle:
-            np.save(handle, mapping)
+            result = write(handle)
         os.replace(temporary, path)
     except OSError as error:
-        if os.path.exists(temporary):
-            os.remove(temporary)
         raise ToolkitError(
             f"{path}: cannot write the index-map cache ({error.strerror}); the directory of --input_dir must be "
             "writable"
         ) from None
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return result
 
 
 def _wait_for_file(path: str, timeout_s: float) -> None:
@@ -268,7 +283,7 @@ def _check_index_map(path: str, mapping: np.ndarray, indexed: MMapIndexedDataset
             f"{path}: {len(mapping)} rows for {spec.max_num_samples} requested samples; delete it to rebuild"
         )
     picked = np.unique(np.linspace(0, len(mapping) - 1, min(len(mapping), CHECKED_ROWS)).astype(np.int64))
-    rows = np.asarray(mapping[picked], dtype=np.int64)
+    rows = _read_rows(path, mapping, picked)
     start_doc, end_doc = spec.doc_range
     docs = indexed.doc_idx[start_doc : end_doc + 1]
     first, last = rows[:, 0], rows[:, 1] - 1
@@ -282,6 +297,22 @@ def _check_index_map(path: str, mapping: np.ndarray, indexed: MMapIndexedDataset
             f"document of the {spec.name} split of {indexed.prefix}{IDX_SUFFIX}; delete it to rebuild"
         )
     return mapping
+
+
+def _read_rows(path: str, mapping: np.memmap, picked: np.ndarray) -> np.ndarray:
+    """Rows `picked` of the memory-mapped `mapping`, as int64, read from the file rather than through the map.
+
+    Touching 65,536 rows spread over the map would fault in (and count as this rank's memory) nearly every page of
+    it: the kernel maps 16 cached pages around each fault.
+    """
+    row_bytes = mapping.itemsize * mapping.shape[1]
+    chunks = []
+    with open(path, "rb", buffering=0) as handle:
+        for row in picked.tolist():
+            handle.seek(mapping.offset + row * row_bytes)
+            chunks.append(handle.read(row_bytes))
+    data = b"".join(chunks)
+    return np.frombuffer(data, dtype=mapping.dtype).reshape(len(picked), mapping.shape[1]).astype(np.int64)
 
 
 @dataclass(frozen=True)

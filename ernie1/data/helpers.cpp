@@ -1,25 +1,46 @@
-// Index helpers for the pretraining datasets (pybind11 module `data_tools._index_helpers`).
+// Index helpers for the pretraining datasets (pybind11 module `ernie1.data._index_helpers`).
 //
 // Four functions with the semantics of the original's `helpers` module (Megatron-LM lineage), so that an index map
 // cached by the original is reproduced bit for bit: `build_mapping` (ERNIE/BERT sample map), `build_blocks_mapping`
-// (REALM/ICT blocks), `build_blending_indices` (dataset blending) and `build_sample_idx` (GPT samples).
-// Differences that never change the output for valid input: one pass instead of count-then-fill, the document
-// filter computed once instead of once per epoch, the GIL released during the loops, bounds checked, and a clear
-// exception instead of an endless epoch loop when no document is usable (REFERENCE §18.15).
-// The typed Python wrapper is `data_tools/index_helpers.py`; call that, not this module.
+// (REALM/ICT blocks), `build_blending_indices` (dataset blending) and `build_sample_idx` (GPT samples); and
+// `write_mapping`, build_mapping's rows written straight into the index-map cache file.
+// Differences that never change the output for valid input: one pass instead of count-then-fill, into one
+// anonymous mapping that grows without copying and asks for transparent huge pages (a seed-scale map is 6 GB: 3,000
+// page faults instead of 1.5 M, and the shuffle's random swaps stay within the TLB), its pages faulted in by a
+// second thread ahead of the rows, and handed to numpy as is; a document that fits its first sample whole skips
+// the pass over its sentences; the document filter computed once instead of once per epoch; the GIL released during
+// the loops; bounds checked; and a clear exception instead of an endless epoch loop when no document is usable
+// (REFERENCE §18.15). Seed scale (512 M samples from 150 M sentences) and why: docs/guide/datasets.md.
+// The typed Python wrapper is `ernie1/data/index_helpers.py`; call that, not this module.
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
+#include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+#if defined(_WIN32)
+#include <io.h>
+#else
+#include <unistd.h>
+#endif
 
 namespace py = pybind11;
 
@@ -37,21 +58,122 @@ constexpr int32_t kLongSentenceLen = 512;
 template <typename T>
 using InArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
+// A growable array of rows in memory that numpy can own. On Linux it is one anonymous mapping: it grows with
+// mremap, which moves page tables instead of copying rows, and asks for transparent huge pages; only the pages
+// written count as resident, so growing by doubling costs address space, not memory. Elsewhere, malloc/realloc.
 template <typename T, std::size_t Width>
-using Rows = std::vector<std::array<T, Width>>;
+class Rows {
+   public:
+    using Row = std::array<T, Width>;
+    static_assert(sizeof(Row) == Width * sizeof(T), "rows must be packed");
 
-// Moves the rows into a numpy array of shape [rows, Width] without copying; numpy frees them.
-template <typename T, std::size_t Width>
-py::array rows_to_numpy(Rows<T, Width>&& rows) {
-    static_assert(sizeof(std::array<T, Width>) == Width * sizeof(T), "rows must be packed");
-    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(rows.size()), static_cast<py::ssize_t>(Width)};
-    if (rows.empty()) {
-        return py::array_t<T>(shape);
+    Rows() = default;
+    Rows(const Rows&) = delete;
+    Rows& operator=(const Rows&) = delete;
+    Rows(Rows&& other) noexcept { *this = std::move(other); }
+    Rows& operator=(Rows&& other) noexcept {
+        std::swap(data_, other.data_);
+        std::swap(size_, other.size_);
+        std::swap(capacity_bytes_, other.capacity_bytes_);
+        return *this;
     }
-    auto* owned = new Rows<T, Width>(std::move(rows));
-    py::capsule free_when_done(owned, [](void* pointer) { delete static_cast<Rows<T, Width>*>(pointer); });
-    return py::array_t<T>(shape, owned->front().data(), free_when_done);
-}
+    ~Rows() { free_memory(data_, capacity_bytes_); }
+
+    std::size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    Row& operator[](std::size_t index) { return data_[index]; }
+    Row* data() { return data_; }
+
+    void push_back(const Row& row) {
+        if ((size_ + 1) * sizeof(Row) > capacity_bytes_) {
+            reserve(std::max<std::size_t>(2 * size_, kFirstRows));
+        }
+        data_[size_++] = row;
+    }
+
+    // Room for `rows` rows, then `rows` of them (uninitialised: the caller writes each one).
+    void resize(std::size_t rows) {
+        reserve(rows);
+        size_ = rows;
+    }
+
+    // Room for `rows` rows, never copying the rows already written (on Linux).
+    void reserve(std::size_t rows) {
+        if (rows > std::numeric_limits<std::size_t>::max() / sizeof(Row) - kHugePage) {
+            throw std::bad_alloc();
+        }
+        const std::size_t bytes = (rows * sizeof(Row) + kHugePage - 1) / kHugePage * kHugePage;
+        if (bytes <= capacity_bytes_) {
+            return;
+        }
+        data_ = static_cast<Row*>(grow_memory(data_, capacity_bytes_, bytes));
+        capacity_bytes_ = bytes;
+    }
+
+    // Gives back the pages past the last row (a prefault may have gone further than the rows did).
+    void trim() {
+#if defined(__linux__)
+        const std::size_t used = (size_ * sizeof(Row) + kHugePage - 1) / kHugePage * kHugePage;
+        if (data_ != nullptr && used < capacity_bytes_) {
+            madvise(reinterpret_cast<char*>(data_) + used, capacity_bytes_ - used, MADV_DONTNEED);
+        }
+#endif
+    }
+
+    // A numpy array [size, Width] over these rows, which it then owns (no copy).
+    py::array to_numpy() && {
+        const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(size_), static_cast<py::ssize_t>(Width)};
+        if (size_ == 0) {
+            return py::array_t<T>(shape);
+        }
+        auto* owned = new Rows(std::move(*this));
+        py::capsule free_when_done(owned, [](void* pointer) { delete static_cast<Rows*>(pointer); });
+        return py::array_t<T>(shape, owned->data_->data(), free_when_done);
+    }
+
+   private:
+    static constexpr std::size_t kHugePage = std::size_t{2} << 20;
+    static constexpr std::size_t kFirstRows = kHugePage / sizeof(Row);
+
+    static void* grow_memory(void* old, std::size_t old_bytes, std::size_t bytes) {
+#if defined(__linux__)
+        void* grown = old == nullptr
+                          ? mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                                 -1, 0)
+                          : mremap(old, old_bytes, bytes, MREMAP_MAYMOVE);
+        if (grown == MAP_FAILED) {
+            throw std::bad_alloc();
+        }
+#ifdef MADV_HUGEPAGE
+        madvise(grown, bytes, MADV_HUGEPAGE);  // advice only: without huge pages the rows are the same
+#endif
+        return grown;
+#else
+        (void)old_bytes;
+        void* grown = std::realloc(old, bytes);
+        if (grown == nullptr) {
+            throw std::bad_alloc();
+        }
+        return grown;
+#endif
+    }
+
+    static void free_memory(void* memory, std::size_t bytes) {
+        if (memory == nullptr) {
+            return;
+        }
+#if defined(__linux__)
+        munmap(memory, bytes);
+#else
+        (void)bytes;
+        std::free(memory);
+#endif
+    }
+
+    Row* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t capacity_bytes_ = 0;
+};
 
 // std::mersenne_twister_engine, bit for bit, but producing a whole state's worth of outputs per refill so the
 // twist and the tempering vectorise (libstdc++ tempers one output per call, several times slower here).
@@ -108,11 +230,17 @@ using Mt19937_64 = BlockMersenneTwister<uint64_t, 312, 156, 31, 0xb5026f5aa96619
                                         0x71d67fffeda60000ull, 37, 0xfff7eee000000000ull, 43,
                                         6364136223846793005ull>;
 
+struct NoProgress {
+    void operator()(int64_t) const {}
+};
+
 // Fisher-Yates from the end with mt19937_64(seed + 1), as the original shuffles its maps. The swap partners are
 // drawn a few rows ahead (same draws, same order) so their cache lines can be fetched before they are needed.
-template <typename T, std::size_t Width>
-void shuffle_rows(Rows<T, Width>& rows, int32_t seed) {
+// Step i settles row i for good, so rows [i, N) are final after it: `settled(i)` is told so every 2**16 rows.
+template <typename T, std::size_t Width, typename Settled = NoProgress>
+void shuffle_rows(Rows<T, Width>& rows, int32_t seed, Settled&& settled = {}) {
     constexpr int64_t kAhead = 16;
+    constexpr int64_t kSettledEvery = int64_t{1} << 16;
     const auto num_rows = static_cast<int64_t>(rows.size());
     if (num_rows < 2) {
         return;
@@ -131,8 +259,100 @@ void shuffle_rows(Rows<T, Width>& rows, int32_t seed) {
         const int64_t j = partner[i % kAhead];
         if (next_draw > 0) draw();
         std::swap(rows[i], rows[j]);
+        if (i % kSettledEvery == 0) settled(i);
     }
 }
+
+// Writes rows [from, N) of a buffer to `fd` (at `offset` + from * row_bytes) from a second thread as the shuffle
+// settles them, last rows first, so the write of a 6 GB map overlaps the shuffle instead of following it.
+class SettledRowsWriter {
+   public:
+    SettledRowsWriter(const void* data, int64_t num_rows, std::size_t row_bytes, int fd, int64_t offset)
+        : data_(static_cast<const char*>(data)),
+          row_bytes_(row_bytes),
+          fd_(fd),
+          offset_(offset),
+          written_from_(num_rows),
+          settled_from_(num_rows) {
+        thread_ = std::thread([this] { run(); });
+    }
+    SettledRowsWriter(const SettledRowsWriter&) = delete;
+    SettledRowsWriter& operator=(const SettledRowsWriter&) = delete;
+    ~SettledRowsWriter() {
+        if (thread_.joinable()) {
+            finish();
+        }
+    }
+
+    // Rows [from, N) will not change again.
+    void operator()(int64_t from) { settled_from_.store(from, std::memory_order_release); }
+
+    // Writes the rest once every row is settled; the errno of the first failed write, 0 when all went out.
+    int finish() {
+        settled_from_.store(0, std::memory_order_release);
+        thread_.join();
+        return error_;
+    }
+
+   private:
+    static constexpr int64_t kChunkBytes = int64_t{16} << 20;
+
+    void run() {
+        const int64_t chunk_rows = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(row_bytes_));
+        while (written_from_ > 0) {
+            const int64_t settled = settled_from_.load(std::memory_order_acquire);
+            if (settled > 0 && written_from_ - settled < chunk_rows) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                continue;
+            }
+            const int64_t from = std::max(settled, written_from_ - chunk_rows);
+            if (!write_rows(from, written_from_)) {
+                return;
+            }
+            written_from_ = from;
+        }
+    }
+
+    bool write_rows(int64_t first, int64_t last) {
+        const char* next = data_ + static_cast<std::size_t>(first) * row_bytes_;
+        std::size_t left = static_cast<std::size_t>(last - first) * row_bytes_;
+        int64_t at = offset_ + first * static_cast<int64_t>(row_bytes_);
+        while (left > 0) {
+            const std::size_t piece = std::min<std::size_t>(left, std::size_t{1} << 30);
+            const int64_t wrote = write_at(next, piece, at);
+            if (wrote < 0 && errno == EINTR) {
+                continue;
+            }
+            if (wrote <= 0) {
+                error_ = wrote < 0 ? errno : EIO;
+                return false;
+            }
+            next += wrote;
+            left -= static_cast<std::size_t>(wrote);
+            at += wrote;
+        }
+        return true;
+    }
+
+    int64_t write_at(const char* bytes, std::size_t count, int64_t at) const {
+#if defined(_WIN32)
+        // Only this thread writes to the file while it runs, so seek-then-write is positional.
+        if (_lseeki64(fd_, at, SEEK_SET) < 0) return -1;
+        return _write(fd_, bytes, static_cast<unsigned int>(std::min<std::size_t>(count, 1u << 30)));
+#else
+        return pwrite(fd_, bytes, count, static_cast<off_t>(at));
+#endif
+    }
+
+    const char* data_;
+    std::size_t row_bytes_;
+    int fd_;
+    int64_t offset_;
+    int64_t written_from_;  // rows [written_from_, N) are in the file; the writer thread's own
+    std::atomic<int64_t> settled_from_;
+    int error_ = 0;
+    std::thread thread_;
+};
 
 // Target length of the next sample: usually max_length, with probability ~1/ratio uniform in [2, max_length].
 inline int32_t draw_target_len(int32_t short_seq_ratio, int32_t max_length, Mt19937& rand32) {
@@ -146,17 +366,12 @@ inline int32_t draw_target_len(int32_t short_seq_ratio, int32_t max_length, Mt19
     return max_length;
 }
 
-struct DocumentSpan {
-    int64_t doc;
-    int64_t first_sentence;
-    int64_t last_sentence;  // exclusive
-};
-
 struct DocumentCounts {
     int64_t empty = 0;
     int64_t one_sentence = 0;
     int64_t long_sentence = 0;
     int64_t usable_tokens = 0;
+    int64_t usable_sentences = 0;
 };
 
 void check_documents(const int64_t* docs, int64_t num_docs, int64_t num_sentences) {
@@ -172,12 +387,12 @@ void check_documents(const int64_t* docs, int64_t num_docs, int64_t num_sentence
     }
 }
 
-// Documents the original would visit, in order. `long_check_min` is the sentence count from which a document is
-// scanned for long sentences: 2 for build_mapping, min_num_sent for build_blocks_mapping (as in the original).
-std::vector<DocumentSpan> usable_documents(const int64_t* docs, int64_t num_docs, const int32_t* sizes,
-                                           int64_t min_num_sent, int64_t long_check_min, DocumentCounts& counts) {
-    std::vector<DocumentSpan> usable;
-    usable.reserve(static_cast<std::size_t>(num_docs));
+// Documents the original would visit, in order (their ids: 8 bytes each, read with doc_idx for their sentences).
+// `long_check_min` is the sentence count from which a document is scanned for long sentences: 2 for build_mapping,
+// min_num_sent for build_blocks_mapping (as in the original).
+std::vector<int64_t> usable_documents(const int64_t* docs, int64_t num_docs, const int32_t* sizes,
+                                      int64_t min_num_sent, int64_t long_check_min, DocumentCounts& counts) {
+    std::vector<int64_t> usable;
     for (int64_t doc = 0; doc < num_docs; ++doc) {
         const int64_t first = docs[doc];
         const int64_t last = docs[doc + 1];
@@ -194,11 +409,32 @@ std::vector<DocumentSpan> usable_documents(const int64_t* docs, int64_t num_docs
         const bool flagged = num_sent >= long_check_min && longest > kLongSentenceLen;
         counts.long_sentence += flagged;
         if (num_sent >= min_num_sent && !flagged) {
-            usable.push_back({doc, first, last});
+            usable.push_back(doc);
             counts.usable_tokens += tokens;
+            counts.usable_sentences += num_sent;
         }
     }
     return usable;
+}
+
+// For each usable document, the most tokens a sample starting at its first sentence holds while at least two
+// sentences follow it (the largest prefix sum over its sentences but the last two), clamped to int32; INT32_MIN
+// when it has at most two sentences. A first sample cuts the document early only when its target length reaches
+// this, so a document whose value is below the target is one whole-document sample (REFERENCE §4) and needs no pass
+// over its sentences: most documents, in a corpus of documents shorter than max_seq_length.
+std::vector<int32_t> early_cut_tokens(const int64_t* docs, const std::vector<int64_t>& usable, const int32_t* sizes) {
+    std::vector<int32_t> tokens(usable.size());
+    for (std::size_t index = 0; index < usable.size(); ++index) {
+        const int64_t doc = usable[index];
+        int64_t sum = 0;
+        int64_t most = std::numeric_limits<int32_t>::min();
+        for (int64_t sentence = docs[doc]; sentence < docs[doc + 1] - 2; ++sentence) {
+            sum += sizes[sentence];
+            most = std::max(most, sum);
+        }
+        tokens[index] = static_cast<int32_t>(std::min<int64_t>(most, std::numeric_limits<int32_t>::max()));
+    }
+    return tokens;
 }
 
 [[noreturn]] void throw_no_usable_document(int64_t min_num_sent, int64_t num_docs, const DocumentCounts& counts) {
@@ -209,26 +445,84 @@ std::vector<DocumentSpan> usable_documents(const int64_t* docs, int64_t num_docs
         " with one sentence, " + std::to_string(counts.long_sentence) + " with a long sentence)");
 }
 
-// Room for `rows_per_epoch` rows in each epoch that will run; regrowth copies are what this avoids.
-template <typename Row>
-void reserve_epochs(std::vector<Row>& rows, uint64_t rows_per_epoch, int32_t num_epochs, uint64_t max_num_samples) {
-    if (rows_per_epoch == 0) {
-        return;
+// Faults in a range of fresh memory from a second thread while the first one fills it, so that zeroing the pages
+// (a third of the time of a 6 GB map on a VM) is off the critical path. MADV_POPULATE_WRITE maps the pages as a
+// write would but leaves their contents alone, so it may safely run behind or ahead of the writer. Linux 5.14+;
+// elsewhere nothing happens. The range must stay mapped (no growth of the buffer) until this object is gone.
+class Prefaulter {
+   public:
+    Prefaulter() = default;
+    Prefaulter(const Prefaulter&) = delete;
+    Prefaulter& operator=(const Prefaulter&) = delete;
+    ~Prefaulter() { stop(); }
+
+    void start(void* begin, std::size_t bytes) {
+        stop();
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+        // madvise wants a page-aligned start; the rows before it were written already.
+        const auto first = (reinterpret_cast<std::uintptr_t>(begin) + kPage - 1) / kPage * kPage;
+        const auto last = reinterpret_cast<std::uintptr_t>(begin) + bytes;
+        if (last <= first) {
+            return;
+        }
+        stopping_.store(false);
+        thread_ = std::thread([this, first, last] {
+            for (std::uintptr_t at = first; at < last && !stopping_.load(std::memory_order_relaxed); at += kStep) {
+                if (madvise(reinterpret_cast<void*>(at), std::min<std::uintptr_t>(kStep, last - at),
+                            MADV_POPULATE_WRITE) != 0) {
+                    return;  // an old kernel or no memory left: the writer faults the pages in itself
+                }
+            }
+        });
+#else
+        (void)begin;
+        (void)bytes;
+#endif
     }
-    const uint64_t epochs = std::min<uint64_t>(static_cast<uint64_t>(num_epochs), max_num_samples / rows_per_epoch + 2);
-    // Epochs differ slightly in size (random targets): 2 % slack. Absurd requests grow as they go instead.
-    const long double wanted = static_cast<long double>(rows_per_epoch) * epochs * 1.02L + 64.0L;
-    if (wanted * sizeof(Row) < static_cast<long double>(uint64_t{1} << 40)) {
-        rows.reserve(static_cast<std::size_t>(wanted));
+
+    void stop() {
+        stopping_.store(true);
+        if (thread_.joinable()) {
+            thread_.join();
+        }
+    }
+
+   private:
+    static constexpr std::uintptr_t kPage = std::uintptr_t{2} << 20;
+    static constexpr std::uintptr_t kStep = std::uintptr_t{32} << 20;
+
+    std::atomic<bool> stopping_{false};
+    std::thread thread_;
+};
+
+// After the first epoch: room for every row the remaining epochs can add, so the buffer never moves again (address
+// space only: each row holds at least one sentence of a usable document), and the pages the expected number of
+// epochs will fill faulted in ahead of the writer.
+template <typename Buffer>
+void prepare_epochs(Buffer& rows, Prefaulter& prefaulter, uint64_t usable_sentences, int32_t num_epochs,
+                    uint64_t max_num_samples) {
+    const long double rows_per_epoch = static_cast<long double>(rows.size());
+    const long double most = std::min(static_cast<long double>(usable_sentences) * num_epochs,
+                                      static_cast<long double>(max_num_samples) + usable_sentences);
+    if (most * sizeof(rows[0]) >= static_cast<long double>(uint64_t{1} << 40)) {
+        return;  // absurd requests grow as they go instead
+    }
+    const long double epochs = std::min(static_cast<long double>(num_epochs),
+                                        std::ceil(static_cast<long double>(max_num_samples) / rows_per_epoch));
+    const auto expected = static_cast<std::size_t>(std::min(most, epochs * rows_per_epoch));
+    rows.reserve(static_cast<std::size_t>(most));
+    if (expected > rows.size()) {
+        prefaulter.start(rows.data() + rows.size(), (expected - rows.size()) * sizeof(rows[0]));
     }
 }
 
 // Whole epochs of `one_epoch()` (which appends one epoch's rows) until `max_num_samples` rows exist or
 // `num_epochs` ran. The original loops over epochs forever when the first one yields nothing (PaddleNLP #2555,
 // #3214): fail fast instead, and once the first epoch's size is known, reserve room for the rest.
-template <typename Row, typename OneEpoch>
-void run_epochs(std::vector<Row>& rows, int32_t num_epochs, uint64_t max_num_samples, int64_t min_num_sent,
+template <typename Buffer, typename OneEpoch>
+void run_epochs(Buffer& rows, int32_t num_epochs, uint64_t max_num_samples, int64_t min_num_sent,
                 int64_t num_docs, const DocumentCounts& counts, int32_t& epochs_done, OneEpoch&& one_epoch) {
+    Prefaulter prefaulter;
     epochs_done = 0;
     for (int32_t epoch = 0; epoch < num_epochs; ++epoch) {
         if (rows.size() >= max_num_samples) {
@@ -240,29 +534,41 @@ void run_epochs(std::vector<Row>& rows, int32_t num_epochs, uint64_t max_num_sam
             if (rows.empty()) {
                 throw_no_usable_document(min_num_sent, num_docs, counts);
             }
-            reserve_epochs(rows, rows.size(), num_epochs, max_num_samples);
+            prepare_epochs(rows, prefaulter, static_cast<uint64_t>(counts.usable_sentences), num_epochs,
+                           max_num_samples);
         }
     }
+    prefaulter.stop();
+    rows.trim();
 }
 
 template <typename T>
 Rows<T, 3> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t* sizes, int32_t num_epochs,
                         uint64_t max_num_samples, int32_t max_seq_length, int32_t short_seq_ratio, int32_t seed,
                         int32_t min_num_sent, DocumentCounts& counts, int32_t& epochs_done) {
-    const std::vector<DocumentSpan> usable = usable_documents(docs, num_docs, sizes, min_num_sent, 2, counts);
+    const std::vector<int64_t> usable = usable_documents(docs, num_docs, sizes, min_num_sent, 2, counts);
+    const std::vector<int32_t> cut_tokens = early_cut_tokens(docs, usable, sizes);
     Rows<T, 3> rows;
     // First-epoch estimate: a sample per max_seq_length tokens plus the short tail of each document.
-    reserve_epochs(rows, static_cast<uint64_t>(counts.usable_tokens / max_seq_length) + usable.size(), 1,
-                   max_num_samples);
+    rows.reserve(std::min<uint64_t>(static_cast<uint64_t>(counts.usable_tokens / max_seq_length) + usable.size(),
+                                    max_num_samples));
     Mt19937 rand32(static_cast<uint32_t>(seed));
     run_epochs(rows, num_epochs, max_num_samples, min_num_sent, num_docs, counts, epochs_done, [&] {
-        for (const DocumentSpan& span : usable) {
-            int64_t start = span.first_sentence;
-            int64_t remaining = span.last_sentence - span.first_sentence;
+        for (std::size_t index = 0; index < usable.size(); ++index) {
+            const int64_t doc = usable[index];
+            const int64_t first = docs[doc];
+            const int64_t last = docs[doc + 1];
+            int32_t target = draw_target_len(short_seq_ratio, max_seq_length, rand32);
+            if (cut_tokens[index] < target) {
+                rows.push_back({static_cast<T>(first), static_cast<T>(last), static_cast<T>(target)});
+                draw_target_len(short_seq_ratio, max_seq_length, rand32);  // the original draws after every sample
+                continue;
+            }
+            int64_t start = first;
+            int64_t remaining = last - first;
             int64_t seq_len = 0;
             int32_t num_sent = 0;
-            int32_t target = draw_target_len(short_seq_ratio, max_seq_length, rand32);
-            for (int64_t sentence = span.first_sentence; sentence < span.last_sentence; ++sentence) {
+            for (int64_t sentence = first; sentence < last; ++sentence) {
                 seq_len += sizes[sentence];
                 ++num_sent;
                 --remaining;
@@ -276,7 +582,6 @@ Rows<T, 3> mapping_rows(const int64_t* docs, int64_t num_docs, const int32_t* si
             }
         }
     });
-    shuffle_rows<T, 3>(rows, seed);
     return rows;
 }
 
@@ -285,25 +590,26 @@ Rows<T, 4> blocks_rows(const int64_t* docs, int64_t num_docs, const int32_t* siz
                        int32_t num_epochs, uint64_t max_num_samples, int32_t max_seq_length, int32_t seed,
                        bool use_one_sent_blocks, DocumentCounts& counts, int32_t& epochs_done) {
     const int32_t min_num_sent = use_one_sent_blocks ? 1 : 2;
-    const std::vector<DocumentSpan> usable =
-        usable_documents(docs, num_docs, sizes, min_num_sent, min_num_sent, counts);
+    const std::vector<int64_t> usable = usable_documents(docs, num_docs, sizes, min_num_sent, min_num_sent, counts);
     Rows<T, 4> rows;
-    reserve_epochs(rows, static_cast<uint64_t>(counts.usable_tokens / max_seq_length) + usable.size(), 1,
-                   max_num_samples);
+    rows.reserve(std::min<uint64_t>(static_cast<uint64_t>(counts.usable_tokens / max_seq_length) + usable.size(),
+                                    max_num_samples));
     run_epochs(rows, num_epochs, max_num_samples, min_num_sent, num_docs, counts, epochs_done, [&] {
         int64_t block_id = 0;  // unique within an epoch
-        for (const DocumentSpan& span : usable) {
-            const int64_t target = static_cast<int64_t>(max_seq_length) - titles_sizes[span.doc];
-            int64_t start = span.first_sentence;
-            int64_t remaining = span.last_sentence - span.first_sentence;
+        for (const int64_t doc : usable) {
+            const int64_t target = static_cast<int64_t>(max_seq_length) - titles_sizes[doc];
+            const int64_t first = docs[doc];
+            const int64_t last = docs[doc + 1];
+            int64_t start = first;
+            int64_t remaining = last - first;
             int64_t seq_len = 0;
             int32_t num_sent = 0;
-            for (int64_t sentence = span.first_sentence; sentence < span.last_sentence; ++sentence) {
+            for (int64_t sentence = first; sentence < last; ++sentence) {
                 seq_len += sizes[sentence];
                 ++num_sent;
                 --remaining;
                 if ((seq_len >= target && remaining >= min_num_sent && num_sent >= min_num_sent) || remaining == 0) {
-                    rows.push_back({static_cast<T>(start), static_cast<T>(sentence + 1), static_cast<T>(span.doc),
+                    rows.push_back({static_cast<T>(start), static_cast<T>(sentence + 1), static_cast<T>(doc),
                                     static_cast<T>(block_id)});
                     ++block_id;
                     start = sentence + 1;
@@ -313,7 +619,6 @@ Rows<T, 4> blocks_rows(const int64_t* docs, int64_t num_docs, const int32_t* siz
             }
         }
     });
-    shuffle_rows<T, 4>(rows, seed);
     return rows;
 }
 
@@ -337,9 +642,11 @@ void print_summary(const char* what, int64_t num_docs, const DocumentCounts& cou
               " tokens)");
 }
 
-// Rows built by `build(T{}, counts, epochs)` without the GIL, in uint32 or (past 2**32 sentences) uint64, as numpy.
-template <std::size_t W, typename Build>
-py::array rows_of_width(const char* what, bool wide, bool verbose, int64_t num_docs, Build&& build) {
+// Rows built by `build(T{}, counts, epochs)` and settled by `settle(rows)` (shuffled, maybe written) without the
+// GIL, in uint32 or (past 2**32 sentences) uint64; `deliver(std::move(rows))` makes the Python result of them.
+template <std::size_t W, typename Build, typename Settle, typename Deliver>
+py::object rows_of_width(const char* what, bool wide, bool verbose, int64_t num_docs, Build&& build, Settle&& settle,
+                         Deliver&& deliver) {
     DocumentCounts counts;
     int32_t epochs = 0;
     Rows<uint32_t, W> narrow_rows;
@@ -348,44 +655,101 @@ py::array rows_of_width(const char* what, bool wide, bool verbose, int64_t num_d
         py::gil_scoped_release release;
         if (wide) {
             wide_rows = build(uint64_t{}, counts, epochs);
+            settle(wide_rows);
         } else {
             narrow_rows = build(uint32_t{}, counts, epochs);
+            settle(narrow_rows);
         }
     }
     if (verbose) {
         const auto rows = static_cast<int64_t>(wide ? wide_rows.size() : narrow_rows.size());
         print_summary(what, num_docs, counts, epochs, rows);
     }
-    return wide ? rows_to_numpy<uint64_t, W>(std::move(wide_rows)) : rows_to_numpy<uint32_t, W>(std::move(narrow_rows));
+    return wide ? deliver(std::move(wide_rows)) : deliver(std::move(narrow_rows));
 }
 
-py::array build_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& sizes_, int32_t num_epochs,
-                        uint64_t max_num_samples, int32_t max_seq_length, double short_seq_prob, int32_t seed,
-                        bool verbose, int32_t min_num_sent) {
+// The arguments of build_mapping, checked, with the raw pointers the loops read.
+struct MappingRequest {
+    const int64_t* docs;
+    const int32_t* sizes;
+    int64_t num_docs;
+    int64_t num_sentences;
+    int32_t short_seq_ratio;
+    bool wide;
+};
+
+MappingRequest mapping_request(const InArray<int64_t>& docs, const InArray<int32_t>& sizes, int32_t num_epochs,
+                               int32_t max_seq_length, double short_seq_prob, int32_t seed) {
     check_common(num_epochs, max_seq_length, seed);
     if (!(short_seq_prob >= 0.0 && short_seq_prob <= 1.0)) {
         throw std::invalid_argument("short_seq_prob must be in [0, 1], got " + std::to_string(short_seq_prob));
     }
-    if (docs_.ndim() != 1 || sizes_.ndim() != 1 || docs_.shape(0) < 1) {
+    if (docs.ndim() != 1 || sizes.ndim() != 1 || docs.shape(0) < 1) {
         throw std::invalid_argument("doc_idx and sizes must be 1-D, doc_idx with at least one entry");
     }
-    const int32_t short_seq_ratio =
-        short_seq_prob > 0 ? static_cast<int32_t>(std::round(1.0 / short_seq_prob)) : 0;
-    const int64_t* docs = docs_.data();
-    const int32_t* sizes = sizes_.data();
-    const int64_t num_docs = docs_.shape(0) - 1;
-    const int64_t num_sentences = sizes_.shape(0);
-    const bool wide = static_cast<uint64_t>(num_sentences) > std::numeric_limits<uint32_t>::max();
-    return rows_of_width<3>("build_mapping", wide, verbose, num_docs,
-                            [&](auto zero, DocumentCounts& counts, int32_t& epochs) {
-                                check_documents(docs, num_docs, num_sentences);
-                                return mapping_rows<decltype(zero)>(docs, num_docs, sizes, num_epochs,
-                                                                    max_num_samples, max_seq_length, short_seq_ratio,
-                                                                    seed, min_num_sent, counts, epochs);
-                            });
+    const int64_t num_sentences = sizes.shape(0);
+    return {docs.data(),
+            sizes.data(),
+            docs.shape(0) - 1,
+            num_sentences,
+            short_seq_prob > 0 ? static_cast<int32_t>(std::round(1.0 / short_seq_prob)) : 0,
+            static_cast<uint64_t>(num_sentences) > std::numeric_limits<uint32_t>::max()};
 }
 
-py::array build_blocks_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& sizes_,
+template <typename Settle, typename Deliver>
+py::object mapping(const MappingRequest& request, int32_t num_epochs, uint64_t max_num_samples,
+                   int32_t max_seq_length, int32_t seed, bool verbose, int32_t min_num_sent, Settle&& settle,
+                   Deliver&& deliver) {
+    const MappingRequest& r = request;
+    return rows_of_width<3>(
+        "build_mapping", r.wide, verbose, r.num_docs,
+        [&](auto zero, DocumentCounts& counts, int32_t& epochs) {
+            check_documents(r.docs, r.num_docs, r.num_sentences);
+            return mapping_rows<decltype(zero)>(r.docs, r.num_docs, r.sizes, num_epochs, max_num_samples,
+                                                max_seq_length, r.short_seq_ratio, seed, min_num_sent, counts,
+                                                epochs);
+        },
+        settle, deliver);
+}
+
+py::object build_mapping(const InArray<int64_t>& docs, const InArray<int32_t>& sizes, int32_t num_epochs,
+                         uint64_t max_num_samples, int32_t max_seq_length, double short_seq_prob, int32_t seed,
+                         bool verbose, int32_t min_num_sent) {
+    const MappingRequest request = mapping_request(docs, sizes, num_epochs, max_seq_length, short_seq_prob, seed);
+    return mapping(
+        request, num_epochs, max_num_samples, max_seq_length, seed, verbose, min_num_sent,
+        [&](auto& rows) { shuffle_rows(rows, seed); }, [](auto&& rows) -> py::object { return std::move(rows).to_numpy(); });
+}
+
+// build_mapping's rows written to the open file `fd` from byte `offset` on (the caller writes the .npy header
+// before them): the shuffle settles rows from the last one down, and a second thread writes them as it goes.
+// Returns (rows, uint64 rows?); a failed write raises OSError with its errno.
+py::object write_mapping(int fd, int64_t offset, const InArray<int64_t>& docs, const InArray<int32_t>& sizes,
+                         int32_t num_epochs, uint64_t max_num_samples, int32_t max_seq_length, double short_seq_prob,
+                         int32_t seed, bool verbose, int32_t min_num_sent) {
+    if (fd < 0 || offset < 0) {
+        throw std::invalid_argument("write_mapping needs an open file descriptor and a non-negative offset");
+    }
+    const MappingRequest request = mapping_request(docs, sizes, num_epochs, max_seq_length, short_seq_prob, seed);
+    int error = 0;
+    return mapping(
+        request, num_epochs, max_num_samples, max_seq_length, seed, verbose, min_num_sent,
+        [&](auto& rows) {
+            SettledRowsWriter writer(rows.data(), static_cast<int64_t>(rows.size()), sizeof(rows[0]), fd, offset);
+            shuffle_rows(rows, seed, writer);
+            error = writer.finish();
+        },
+        [&](auto&& rows) -> py::object {
+            if (error != 0) {
+                errno = error;
+                PyErr_SetFromErrno(PyExc_OSError);
+                throw py::error_already_set();
+            }
+            return py::make_tuple(rows.size(), request.wide);
+        });
+}
+
+py::object build_blocks_mapping(const InArray<int64_t>& docs_, const InArray<int32_t>& sizes_,
                                const InArray<int32_t>& titles_sizes_, int32_t num_epochs, uint64_t max_num_samples,
                                int32_t max_seq_length, int32_t seed, bool verbose, bool use_one_sent_blocks) {
     check_common(num_epochs, max_seq_length, seed);
@@ -402,13 +766,15 @@ py::array build_blocks_mapping(const InArray<int64_t>& docs_, const InArray<int3
     const int32_t* titles_sizes = titles_sizes_.data();
     const int64_t num_sentences = sizes_.shape(0);
     const bool wide = static_cast<uint64_t>(num_sentences) > std::numeric_limits<uint32_t>::max();
-    return rows_of_width<4>("build_blocks_mapping", wide, verbose, num_docs,
-                            [&](auto zero, DocumentCounts& counts, int32_t& epochs) {
-                                check_documents(docs, num_docs, num_sentences);
-                                return blocks_rows<decltype(zero)>(docs, num_docs, sizes, titles_sizes, num_epochs,
-                                                                   max_num_samples, max_seq_length, seed,
-                                                                   use_one_sent_blocks, counts, epochs);
-                            });
+    return rows_of_width<4>(
+        "build_blocks_mapping", wide, verbose, num_docs,
+        [&](auto zero, DocumentCounts& counts, int32_t& epochs) {
+            check_documents(docs, num_docs, num_sentences);
+            return blocks_rows<decltype(zero)>(docs, num_docs, sizes, titles_sizes, num_epochs, max_num_samples,
+                                               max_seq_length, seed, use_one_sent_blocks, counts, epochs);
+        },
+        [&](auto& rows) { shuffle_rows(rows, seed); },
+        [](auto&& rows) -> py::object { return std::move(rows).to_numpy(); });
 }
 
 // Slot s goes to the dataset furthest behind its share, weights[d] * max(s, 1) - used[d]; ties to the lowest d.
@@ -517,7 +883,8 @@ py::array build_sample_idx(const InArray<int32_t>& sizes_, const InArray<int32_t
     const int64_t num_sizes = sizes_.shape(0);
     const int64_t num_doc_idx = doc_idx_.shape(0);
     const int64_t num_samples = (static_cast<int64_t>(num_epochs) * tokens_per_epoch - 1) / seq_length;
-    Rows<int32_t, 2> rows(static_cast<std::size_t>(num_samples + 1));
+    Rows<int32_t, 2> rows;
+    rows.resize(static_cast<std::size_t>(num_samples + 1));
     {
         py::gil_scoped_release release;
         int64_t doc_idx_index = 0;
@@ -549,7 +916,7 @@ py::array build_sample_idx(const InArray<int32_t>& sizes_, const InArray<int32_t
             rows[sample] = {static_cast<int32_t>(doc_idx_index), doc_offset};
         }
     }
-    return rows_to_numpy<int32_t, 2>(std::move(rows));
+    return std::move(rows).to_numpy();
 }
 
 }  // namespace
@@ -560,6 +927,10 @@ PYBIND11_MODULE(_index_helpers, m) {
           py::arg("max_num_samples"), py::arg("max_seq_length"), py::arg("short_seq_prob"), py::arg("seed"),
           py::arg("verbose"), py::arg("min_num_sent"),
           "[N,3] uint32/uint64 rows (start_sentence, end_sentence_exclusive, target_seq_len), shuffled.");
+    m.def("write_mapping", &write_mapping, py::arg("fd"), py::arg("offset"), py::arg("doc_idx"), py::arg("sizes"),
+          py::arg("num_epochs"), py::arg("max_num_samples"), py::arg("max_seq_length"), py::arg("short_seq_prob"),
+          py::arg("seed"), py::arg("verbose"), py::arg("min_num_sent"),
+          "build_mapping's rows written to the file fd from byte offset on; returns (rows, uint64 rows?).");
     m.def("build_blocks_mapping", &build_blocks_mapping, py::arg("doc_idx"), py::arg("sizes"),
           py::arg("titles_sizes"), py::arg("num_epochs"), py::arg("max_num_samples"), py::arg("max_seq_length"),
           py::arg("seed"), py::arg("verbose"), py::arg("use_one_sent_blocks"),

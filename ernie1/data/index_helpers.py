@@ -7,8 +7,9 @@ The native functions reproduce the original `tool_helpers.helpers` outputs bit f
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
-from typing import Optional
+from typing import BinaryIO, Optional
 
 import numpy as np
 
@@ -117,6 +118,39 @@ def _raise_if_no_usable_document(error: ValueError, docs: np.ndarray, sizes: np.
         raise ToolkitError(no_usable_document_message(stats, min_num_sent)) from None
 
 
+@dataclass(frozen=True)
+class _MappingArgs:
+    docs: np.ndarray
+    lens: np.ndarray
+    native_args: tuple  # num_epochs .. min_num_sent, in the native functions' order
+
+
+def _mapping_args(
+    doc_idx, sizes, max_seq_length, short_seq_prob, seed, min_num_sent, num_epochs, max_num_samples, verbose
+) -> _MappingArgs:
+    docs = _vector("doc_idx", doc_idx, np.int64)
+    lens = _vector("sizes", sizes, np.int32)
+    if len(docs) < 1:
+        raise ValueError("doc_idx needs at least one entry")
+    if not 0.0 <= float(short_seq_prob) <= 1.0:
+        raise ToolkitError(f"--short_seq_prob {short_seq_prob}: must be in [0, 1]")
+    if int(max_seq_length) < 2:
+        raise ToolkitError(f"--max_seq_length: the index map needs a length >= 2, got {max_seq_length}")
+    if int(min_num_sent) < 1:
+        raise ValueError(f"min_num_sent must be >= 1, got {min_num_sent}")
+    epochs, samples = _limits(num_epochs, max_num_samples)
+    native_args = (
+        epochs,
+        samples,
+        int(max_seq_length),
+        float(short_seq_prob),
+        _check_seed(seed),
+        bool(verbose),
+        int(min_num_sent),
+    )
+    return _MappingArgs(docs, lens, native_args)
+
+
 def build_mapping(
     doc_idx: np.ndarray,
     sizes: np.ndarray,
@@ -134,32 +168,60 @@ def build_mapping(
     `doc_idx` int64 [D+1] are global sentence boundaries (a split's slice of the corpus' `docs`); whole epochs are
     emitted until `max_num_samples` is reached, so N >= max_num_samples.
     """
-    docs = _vector("doc_idx", doc_idx, np.int64)
-    lens = _vector("sizes", sizes, np.int32)
-    if len(docs) < 1:
-        raise ValueError("doc_idx needs at least one entry")
-    if not 0.0 <= float(short_seq_prob) <= 1.0:
-        raise ToolkitError(f"--short_seq_prob {short_seq_prob}: must be in [0, 1]")
-    if int(max_seq_length) < 2:
-        raise ToolkitError(f"--max_seq_length: the index map needs a length >= 2, got {max_seq_length}")
-    if int(min_num_sent) < 1:
-        raise ValueError(f"min_num_sent must be >= 1, got {min_num_sent}")
-    epochs, samples = _limits(num_epochs, max_num_samples)
+    args = _mapping_args(
+        doc_idx, sizes, max_seq_length, short_seq_prob, seed, min_num_sent, num_epochs, max_num_samples, verbose
+    )
     try:
-        return _native().build_mapping(
-            docs,
-            lens,
-            epochs,
-            samples,
-            int(max_seq_length),
-            float(short_seq_prob),
-            _check_seed(seed),
-            bool(verbose),
-            int(min_num_sent),
-        )
+        return _native().build_mapping(args.docs, args.lens, *args.native_args)
     except ValueError as error:
-        _raise_if_no_usable_document(error, docs, lens, int(min_num_sent))
+        _raise_if_no_usable_document(error, args.docs, args.lens, int(min_num_sent))
         raise
+
+
+def write_mapping(
+    handle: BinaryIO,
+    doc_idx: np.ndarray,
+    sizes: np.ndarray,
+    *,
+    max_seq_length: int,
+    short_seq_prob: float,
+    seed: int,
+    min_num_sent: int,
+    num_epochs: Optional[int] = None,
+    max_num_samples: Optional[int] = None,
+    verbose: bool = False,
+) -> tuple[int, int]:
+    """Write `build_mapping`'s map as a .npy file into `handle` (a binary file open for writing, at its start).
+
+    The file is byte for byte what `np.save` writes for the array `build_mapping` returns, but the rows never
+    exist twice in memory: the native code writes them as its shuffle settles them, from a second thread, and frees
+    them before returning. Returns the map's shape; a failed write raises OSError.
+    """
+    args = _mapping_args(
+        doc_idx, sizes, max_seq_length, short_seq_prob, seed, min_num_sent, num_epochs, max_num_samples, verbose
+    )
+    # numpy pads the header so that the row count can grow in place: its length does not depend on the count.
+    offset = len(_npy_header(np.uint32, 0))
+    handle.flush()
+    try:
+        num_rows, wide = _native().write_mapping(handle.fileno(), offset, args.docs, args.lens, *args.native_args)
+    except ValueError as error:
+        _raise_if_no_usable_document(error, args.docs, args.lens, int(min_num_sent))
+        raise
+    header = _npy_header(np.uint64 if wide else np.uint32, num_rows)
+    assert len(header) == offset, "the .npy header length changed with the row count"
+    handle.seek(0)
+    handle.write(header)
+    handle.flush()
+    return int(num_rows), 3
+
+
+def _npy_header(dtype, num_rows: int) -> bytes:
+    """The .npy version 1.0 header np.save writes for a C-ordered [num_rows, 3] array of `dtype`."""
+    out = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (num_rows, 3)}
+    np.lib.format.write_array_header_1_0(out, header)
+    return out.getvalue()
 
 
 def build_blocks_mapping(

@@ -1,7 +1,9 @@
 """Prefixes, document splits, the index-map cache and the dataset builder (REFERENCE §3, §5, §18.7/12/15)."""
 
 import dataclasses
+import errno
 import logging
+import mmap
 import os
 import re
 import threading
@@ -163,6 +165,7 @@ def test_samples_mapping_is_built_once_atomically_and_memory_mapped(tmp_path, mo
         raise AssertionError("the cached index map was rebuilt")
 
     monkeypatch.setattr(index_helpers, "build_mapping", must_not_rebuild)
+    monkeypatch.setattr(index_helpers, "write_mapping", must_not_rebuild)
     np.testing.assert_array_equal(get_samples_mapping(indexed, spec, builds=True, wait_timeout_s=1.0), expected)
     np.testing.assert_array_equal(get_samples_mapping(indexed, spec, builds=False, wait_timeout_s=1.0), expected)
 
@@ -393,3 +396,62 @@ def test_a_truncated_index_map_cache_is_one_line_naming_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[:-5])
     with pytest.raises(ToolkitError, match=f"^{re.escape(str(path))}: unreadable index-map cache \\(.*\\); delete it"):
         get_samples_mapping(indexed, spec, builds=True, wait_timeout_s=1.0)
+
+
+def _file_mapping_memory(path):
+    """(Rss, Pss) in kB summed over this process' memory mappings of `path` (Linux /proc/self/smaps)."""
+    rss = pss = 0
+    inside = False
+    with open("/proc/self/smaps") as handle:
+        for line in handle:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:
+                inside = len(fields) >= 6 and fields[5] == path
+            elif inside and fields[0] == "Rss:":
+                rss += int(fields[1])
+            elif inside and fields[0] == "Pss:":
+                pss += int(fields[1])
+    return rss, pss
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc/self/smaps")
+def test_every_load_of_the_map_shares_the_files_pages(tmp_path):
+    prefix = write_corpus(tmp_path, "corpus", [3, 1, 4, 2, 5, 3] * 50)
+    indexed = MMapIndexedDataset(prefix)
+    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (0, 300), indexed.fingerprint, max_num_samples=200_000)
+    built = get_samples_mapping(indexed, spec, builds=True, wait_timeout_s=1.0)
+    again = get_samples_mapping(indexed, spec, builds=False, wait_timeout_s=1.0)
+    path = spec.filename(prefix)
+    for mapping in (built, again):
+        assert isinstance(mapping, np.memmap) and isinstance(mapping.base, mmap.mmap)
+        assert not mapping.flags.writeable and mapping.filename == os.path.abspath(path)
+    # The building rank's map is the file too, not the rows it built: the same bytes np.save writes for them.
+    rows = index_helpers.build_mapping(
+        indexed.doc_idx, indexed.sizes, max_seq_length=30, short_seq_prob=0.1, seed=5, min_num_sent=2,
+        max_num_samples=200_000,
+    )  # fmt: skip
+    np.testing.assert_array_equal(built, rows)
+    # Both loads map the same page-cache pages: each page counts half to each mapping (no copy per load).
+    assert int(built[:, 2].sum()) == int(again[:, 2].sum()) == int(rows[:, 2].sum())
+    rss_kb, pss_kb = _file_mapping_memory(os.path.abspath(path))
+    assert rss_kb >= 2 * built.nbytes // 1024 - 8
+    assert abs(2 * pss_kb - rss_kb) <= 16
+
+
+def test_a_failed_cache_write_is_one_line_and_leaves_no_file(tmp_path, monkeypatch):
+    prefix = write_corpus(tmp_path, "corpus", [3, 4, 2])
+    indexed = MMapIndexedDataset(prefix)
+    spec = IndexMapSpec("train", 30, 0.1, 5, 2, (0, 3), indexed.fingerprint, max_num_samples=2)
+
+    def disk_full(handle, *args, **kwargs):
+        handle.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(index_helpers, "write_mapping", disk_full)
+    with pytest.raises(ToolkitError) as error:
+        get_samples_mapping(indexed, spec, builds=True, wait_timeout_s=1.0)
+    assert str(error.value) == (
+        f"{spec.filename(prefix)}: cannot write the index-map cache (No space left on device); the directory of "
+        "--input_dir must be writable"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["corpus_ids.npy", "corpus_idx.npz"]

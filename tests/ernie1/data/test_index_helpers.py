@@ -1,5 +1,9 @@
 """The native index helpers against the original's prebuilt `tool_helpers` and against a slow Python reference."""
 
+import errno
+import io
+import os
+
 import numpy as np
 import pytest
 
@@ -50,6 +54,19 @@ def test_mt19937_64_reference_matches_the_standard():
     assert outputs[-1] == 9981545732273789042
 
 
+def wrapper_options(case):
+    """The keyword arguments of index_helpers.build_mapping for a MAPPING_CASES entry."""
+    _corpus_seed, ssp, seed, min_num_sent, epochs, samples, msl = case
+    return dict(
+        max_seq_length=msl,
+        short_seq_prob=ssp,
+        seed=seed,
+        min_num_sent=min_num_sent,
+        num_epochs=epochs,
+        max_num_samples=samples,
+    )
+
+
 @pytest.mark.parametrize("case", MAPPING_CASES)
 def test_build_mapping_equals_original(original, case):
     corpus_seed, ssp, seed, min_num_sent, epochs, samples, msl = case
@@ -67,16 +84,7 @@ def test_build_mapping_equals_original(original, case):
     )
     expected = original.build_mapping(*args)
     ours = native.build_mapping(*args)
-    wrapped = index_helpers.build_mapping(
-        doc_idx.astype(np.int32),
-        sizes.astype(np.int64),
-        max_seq_length=msl,
-        short_seq_prob=ssp,
-        seed=seed,
-        min_num_sent=min_num_sent,
-        num_epochs=epochs,
-        max_num_samples=samples,
-    )
+    wrapped = index_helpers.build_mapping(doc_idx.astype(np.int32), sizes.astype(np.int64), **wrapper_options(case))
     assert expected.dtype == np.uint32 and expected.shape[1] == 3 and len(expected) > 0
     for result in (ours, wrapped):
         assert result.dtype == np.uint32
@@ -116,6 +124,63 @@ def test_build_mapping_rows_cover_whole_documents():
     # then keeps its last 3 together because a sample never leaves a single sentence behind; the one-sentence
     # document 2 and the empty document 1 are skipped.
     assert sorted(map(tuple, mapping.tolist())) == [(0, 3, 150), (4, 6, 150), (6, 9, 150)]
+
+
+@pytest.mark.parametrize("max_seq_length,expected", [(20, [(0, 2, 20), (2, 4, 20)]), (21, [(0, 4, 21)])])
+def test_a_document_is_cut_early_exactly_when_its_first_sample_reaches_the_target(max_seq_length, expected):
+    # Four sentences of 10: a cut needs two sentences left after it, so the first sample can hold at most 20
+    # tokens before the end. Target 20 cuts there; target 21 takes the whole document (the native fast path).
+    doc_idx = np.array([0, 4], dtype=np.int64)
+    sizes = np.full(4, 10, dtype=np.int32)
+    args = dict(max_seq_length=max_seq_length, short_seq_prob=0.0, seed=3, min_num_sent=2, num_epochs=1)
+    mapping = index_helpers.build_mapping(doc_idx, sizes, **args)
+    assert sorted(map(tuple, mapping.tolist())) == expected
+    reference = reference_build_mapping(doc_idx, sizes, 1, INT64_SENTINEL, max_seq_length, 0.0, 3, 2)
+    np.testing.assert_array_equal(mapping, reference)
+
+
+def npy_bytes(array):
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+def write_mapping_bytes(path, doc_idx, sizes, **args):
+    with open(path, "wb") as handle:
+        shape = index_helpers.write_mapping(handle, doc_idx, sizes, **args)
+    return shape, path.read_bytes()
+
+
+@pytest.mark.parametrize("case", MAPPING_CASES)
+def test_write_mapping_writes_the_npy_file_np_save_writes_for_build_mapping(tmp_path, case):
+    doc_idx, sizes = random_corpus(case[0])
+    args = wrapper_options(case)
+    expected = index_helpers.build_mapping(doc_idx, sizes, **args)
+    shape, written = write_mapping_bytes(tmp_path / "map.npy", doc_idx, sizes, **args)
+    assert shape == expected.shape
+    assert written == npy_bytes(expected)
+
+
+def test_write_mapping_of_many_chunks_equals_the_original(tmp_path, original):
+    # 3.2 M rows of 12 bytes, three 16 MB chunks: the writer thread writes each as the shuffle settles it, last first.
+    rng = np.random.default_rng(5)
+    doc_idx = np.concatenate([[0], np.cumsum(rng.integers(1, 5, 400_000))]).astype(np.int64)
+    sizes = rng.integers(1, 200, int(doc_idx[-1])).astype(np.int32)
+    expected = original.build_mapping(doc_idx, sizes, INT32_SENTINEL, 3_000_000, 125, 0.1, 77, False, 1)
+    assert len(expected) * 12 > 2 * (16 << 20)
+    args = dict(max_seq_length=125, short_seq_prob=0.1, seed=77, min_num_sent=1, max_num_samples=3_000_000)
+    _shape, written = write_mapping_bytes(tmp_path / "map.npy", doc_idx, sizes, **args)
+    assert written == npy_bytes(expected)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_failed_write_raises_oserror_with_its_errno():
+    doc_idx, sizes = random_corpus(0)
+    with open("/dev/full", "wb") as handle, pytest.raises(OSError) as error:
+        index_helpers.write_mapping(
+            handle, doc_idx, sizes, max_seq_length=64, short_seq_prob=0.1, seed=1, min_num_sent=1, num_epochs=2
+        )
+    assert error.value.errno == errno.ENOSPC
 
 
 def test_no_usable_document_fails_fast_with_advice():

@@ -77,3 +77,28 @@ def test_truncated_ids_file_is_one_line_naming_the_file(tmp_path):
     _truncate(prefix + "_ids.npy", 0.9)
     with pytest.raises(ToolkitError, match=f"^{prefix}_ids.npy: not a readable .npy array"):
         MMapIndexedDataset(prefix)
+
+
+def test_streamed_npz_members_are_the_bytes_of_the_loaded_arrays(tmp_path, monkeypatch):
+    import io
+
+    from ernie1.data import indexed_dataset
+
+    # Chunks smaller than the arrays: the copy takes several reads, as it does for a real corpus.
+    monkeypatch.setattr(indexed_dataset, "_COPY_CHUNK_BYTES", 4096)
+    lens = np.random.default_rng(0).integers(1, 300, 10_000).astype(np.int32)
+    docs = np.arange(0, 10_001, 7, dtype=np.int64)
+    lens.tofile(tmp_path / "lens.raw")
+    docs.tofile(tmp_path / "docs.raw")
+    loaded, streamed = io.BytesIO(), io.BytesIO()
+    indexed_dataset.save_npz(loaded, {"lens": lens, "docs": docs, "max_id": np.int64(9)})
+    raw = {
+        "lens": indexed_dataset.RawArray(tmp_path / "lens.raw", np.dtype(np.int32)),
+        "docs": indexed_dataset.RawArray(tmp_path / "docs.raw", np.dtype(np.int64)),
+        "max_id": np.int64(9),
+    }
+    indexed_dataset.save_npz(streamed, raw)
+    assert streamed.getvalue() == loaded.getvalue()
+    with np.load(io.BytesIO(streamed.getvalue())) as data:
+        np.testing.assert_array_equal(data["lens"], lens)
+        np.testing.assert_array_equal(data["docs"], docs)
