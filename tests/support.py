@@ -7,8 +7,11 @@ without depending on it.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import List
 
@@ -149,3 +152,35 @@ class _LimitedFile:
 
     def __getattr__(self, name):
         return getattr(self._handle, name)
+
+
+# The launcher reports a rank that a signal ended as "... code -6 log ...": an abort inside paddle's CPU collective
+# layer (gloo rendezvous on a loaded 2-core CI machine), not a Python error of the program under test (those exit 1).
+_RANK_KILLED_BY_SIGNAL = re.compile(r"status failed cmd .* code -\d+ log ")
+
+
+def launch_cpu_ranks(program_argv, *, cwd, log_dir, env=None, nproc=2, timeout=300, retries=1):
+    """`python -m paddle.distributed.launch --nproc_per_node N program_argv` on CPU, as a CompletedProcess.
+
+    On failure, the workers' logs are appended to stderr so an assertion message shows why. A run whose rank died
+    by a signal before any program error is retried (`retries` times) in a fresh log dir: that is the launcher's
+    infrastructure failing, which would otherwise make a data-parallel test flaky rather than wrong.
+    """
+    base = dict(os.environ if env is None else env)
+    # The launcher treats any CUDA_VISIBLE_DEVICES (even empty) as a GPU job and fails on a CPU build.
+    for name in ("CUDA_VISIBLE_DEVICES", "PADDLE_TRAINERS_NUM"):
+        base.pop(name, None)
+    for attempt in range(retries + 1):
+        logs = Path(log_dir) if attempt == 0 else Path(f"{log_dir}.retry{attempt}")
+        command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc)]
+        command += ["--log_dir", str(logs), *program_argv]
+        result = subprocess.run(command, cwd=cwd, env=base, capture_output=True, text=True, timeout=timeout)
+        worker_logs = "".join(
+            f"\n--- {path.name}\n" + path.read_text(errors="replace") for path in sorted(logs.glob("workerlog.*"))
+        )
+        if result.returncode == 0 or not _RANK_KILLED_BY_SIGNAL.search(result.stderr + result.stdout):
+            break
+        if "Traceback" in worker_logs or "error: " in worker_logs:
+            break
+    result.stderr = result.stderr + worker_logs
+    return result

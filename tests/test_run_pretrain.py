@@ -16,6 +16,7 @@ from ernie1.common.errors import run_cli
 from ernie1.pretrain.checkpoint import find_resume_checkpoint, read_meta
 from ernie1.pretrain.metrics_logger import read_metrics
 from tests.ernie1.pretrain.helpers import tiny_argv
+from tests.support import launch_cpu_ranks
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -177,29 +178,9 @@ def test_continue_training_from_a_checkpoint_dir(tmp_path, corpus_dir, vocab_pat
     assert read_meta(second / "model_2")["model_name"] == str(first / "model_2")
 
 
-def _launch(args, cwd, env_extra=None):
-    # paddle.distributed.launch treats any CUDA_VISIBLE_DEVICES (even empty) as "GPU job" and fails on a CPU build.
-    env = {key: value for key, value in os.environ.items() if key != "CUDA_VISIBLE_DEVICES"}
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
 def _launch_two_processes(argv, log_dir):
-    result = _launch(
-        [
-            "-m",
-            "paddle.distributed.launch",
-            "--nproc_per_node",
-            "2",
-            "--log_dir",
-            str(log_dir),
-            "run_pretrain.py",
-            *argv,
-        ],
-        REPO,
-    )
-    logs = "".join(p.read_text() for p in sorted(Path(log_dir).glob("*"))) if Path(log_dir).exists() else ""
-    assert result.returncode == 0, (result.stderr + logs)[-3000:]
+    result = launch_cpu_ranks(["run_pretrain.py", *argv], cwd=REPO, log_dir=log_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 @pytest.mark.slow

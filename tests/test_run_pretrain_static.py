@@ -18,6 +18,7 @@ from ernie1.common.errors import run_cli
 from ernie1.pretrain.metrics_logger import read_metrics
 from run_pretrain_static import main
 from tests.ernie1.pretrain.helpers import tiny_argv
+from tests.support import launch_cpu_ranks
 
 REPO = Path(__file__).resolve().parent.parent
 STRAIGHT_STEPS = 6
@@ -209,14 +210,8 @@ def test_cpu_data_parallel_two_processes(tmp_path, tiny_prefix, vocab_path):
     entry = tmp_path / "launched_entry.py"
     entry.write_text(LAUNCHED_ENTRY)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    # scripts/test.sh exports CUDA_VISIBLE_DEVICES="", on which the launcher fails (IndexError) even on CPU.
-    for name in ("PADDLE_TRAINERS_NUM", "CUDA_VISIBLE_DEVICES"):
-        env.pop(name, None)
-    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2"]
-    command += ["--log_dir", str(tmp_path / "log"), str(entry), *argv]
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
-    logs = "\n".join(p.read_text(errors="replace") for p in sorted((tmp_path / "log").glob("workerlog.*")))
-    assert result.returncode == 0, logs[-3000:]
+    result = launch_cpu_ranks([str(entry), *argv], cwd=tmp_path, log_dir=tmp_path / "log", env=env, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
     train = read_metrics(str(output_dir), "train")
     assert [record["step"] for record in train] == [1, 2, 3]
     assert all(np.isfinite(record["loss"]) for record in train)

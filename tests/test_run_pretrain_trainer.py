@@ -20,6 +20,7 @@ from ernie1.pretrain.metrics_logger import read_metrics
 from ernie1.pretrain.trainer.arguments import parse_trainer_args, to_pretrain_config
 from ernie1.pretrain.trainer.sampler import ResumableBatchSampler
 from tests.ernie1.pretrain.helpers import trainer_argv
+from tests.support import launch_cpu_ranks
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -296,18 +297,7 @@ def test_two_process_data_parallel_matches_one_process_with_accumulation(tmp_pat
     result = _launch(["run_pretrain_trainer.py", *argv])
     assert result.returncode == 0, result.stderr[-3000:]
     argv = trainer_argv(corpus_dir, str(parallel), str(vocab_path), eval_iters=1, do=("train", "eval"), **common)
-    result = _launch(
-        [
-            "-m",
-            "paddle.distributed.launch",
-            "--nproc_per_node",
-            "2",
-            "--log_dir",
-            str(tmp_path / "log"),
-            "run_pretrain_trainer.py",
-            *argv,
-        ]
-    )
+    result = launch_cpu_ranks(["run_pretrain_trainer.py", *argv], cwd=REPO, log_dir=tmp_path / "log")
     assert result.returncode == 0, result.stderr[-3000:]
     for split in ("train", "valid"):
         expected, got = records(single, split), records(parallel, split)
