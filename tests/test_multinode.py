@@ -13,6 +13,7 @@ import pytest
 
 from ernie1.pretrain.metrics_logger import read_metrics
 from tests.ernie1.pretrain.helpers import tiny_argv
+from tests.support import launch_cpu_ranks
 
 REPO = Path(__file__).resolve().parents[1]
 COMMON = dict(
@@ -69,14 +70,9 @@ def losses(output_dir, split):
 def test_two_nodes_on_localhost_train_as_one_node_with_two_processes(tmp_path, tiny_prefix, vocab_path):
     corpus = str(Path(tiny_prefix).parent)
     one_node, two_nodes = tmp_path / "one_node", tmp_path / "two_nodes"
-    wait_all(
-        [
-            launch(
-                ["--nproc_per_node", "2"], tiny_argv(corpus, str(one_node), str(vocab_path), **COMMON), tmp_path / "l"
-            )
-        ],
-        [tmp_path / "l"],
-    )
+    one_node_argv = tiny_argv(corpus, str(one_node), str(vocab_path), **COMMON)
+    result = launch_cpu_ranks(["run_pretrain.py", *one_node_argv], cwd=REPO, log_dir=tmp_path / "l")
+    assert result.returncode == 0, result.stderr[-3000:]
     master = f"127.0.0.1:{free_port()}"
     argv = tiny_argv(corpus, str(two_nodes), str(vocab_path), **COMMON)
     nodes = [
