@@ -241,20 +241,27 @@ def build_queries(
 # Scoring
 
 
-def score_queries(masked_lm: MaskedLM, queries: Sequence[ProbeQuery], batch_size: int = 32) -> Tuple[float, float]:
-    """(entity_exact_match, char_accuracy) of argmax predictions; (0.0, 0.0) without queries."""
+def query_hits(masked_lm: MaskedLM, queries: Sequence[ProbeQuery], batch_size: int = 32) -> List[np.ndarray]:
+    """Per query, a boolean per masked character: is the argmax prediction the true token?"""
     if not queries:
-        return 0.0, 0.0
+        return []
     predictions = predict_masked(
         masked_lm, [q.input_ids for q in queries], [q.positions for q in queries], batch_size=batch_size
     )
-    exact = chars = right_chars = 0
-    for query, (ids, _probabilities) in zip(queries, predictions):
-        right = ids[:, 0] == np.asarray(query.answer)
-        exact += bool(right.all())
-        right_chars += int(right.sum())
-        chars += len(query.answer)
-    return exact / len(queries), right_chars / chars
+    return [ids[:, 0] == np.asarray(query.answer) for query, (ids, _probabilities) in zip(queries, predictions)]
+
+
+def score_hits(hits: Sequence[np.ndarray]) -> Tuple[float, float]:
+    """(entity_exact_match, char_accuracy) of `query_hits`; (0.0, 0.0) without queries."""
+    if not hits:
+        return 0.0, 0.0
+    exact = sum(bool(right.all()) for right in hits)
+    return exact / len(hits), sum(int(right.sum()) for right in hits) / sum(len(right) for right in hits)
+
+
+def score_queries(masked_lm: MaskedLM, queries: Sequence[ProbeQuery], batch_size: int = 32) -> Tuple[float, float]:
+    """(entity_exact_match, char_accuracy) of argmax predictions; (0.0, 0.0) without queries."""
+    return score_hits(query_hits(masked_lm, queries, batch_size))
 
 
 def probe(
