@@ -127,9 +127,6 @@ def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path):
     importer = "ernie1.data.builder"
     found = [target for _, target in imported_modules("def f():\n    from ernie1.pretrain import config\n", importer)]
     assert "ernie1.pretrain.config" in found and level_of("ernie1.pretrain.config") > level_of(importer)
-    assert [t for _, t in imported_modules("from . import masking\n", importer)] == [
-        "ernie1.data",
-        "ernie1.data.masking",
-    ]
+    assert [t for _, t in imported_modules("from . import masking\n", importer)] == ["ernie1.data", "ernie1.data.masking"]
     assert find_cycle({"finetune": {"deploy"}, "deploy": {"finetune"}}) == ["deploy", "finetune", "deploy"]
     assert find_cycle({"finetune": {"ernie1.tasks"}, "deploy": {"ernie1.tasks"}}) is None

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import run_pretrain
-from ernie1.data import collate
 from ernie1.common.errors import run_cli
+from ernie1.data import collate
 from ernie1.pretrain.checkpoint import find_resume_checkpoint, read_meta
 from ernie1.pretrain.metrics_logger import read_metrics
 from tests.ernie1.pretrain.helpers import TINY_MODEL, tiny_argv
