@@ -13,9 +13,10 @@ import pytest
 
 import run_pretrain
 from ernie1.common.errors import run_cli
+from ernie1.data import collate
 from ernie1.pretrain.checkpoint import find_resume_checkpoint, read_meta
 from ernie1.pretrain.metrics_logger import read_metrics
-from tests.ernie1.pretrain.helpers import tiny_argv
+from tests.ernie1.pretrain.helpers import TINY_MODEL, tiny_argv
 from tests.support import launch_cpu_ranks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +73,42 @@ def test_resume_continues_bit_identically(tmp_path, corpus_dir, vocab_path):
     assert losses(resumed, "valid") == [record for record in losses(straight, "valid") if record[0] > 4]
     assert losses(resumed, "test") == losses(straight, "test")
     assert read_meta(resumed / "model_8")["consumed_samples"] == 8 * 4
+
+
+def test_pack_samples_trains_as_unpacked_and_resumes(tmp_path, corpus_dir, vocab_path, capsys, monkeypatch):
+    # max_seq_len 256 on the tiny corpus (short documents, sentences cut at 60 characters): samples pair up.
+    model = TINY_MODEL.replace("max_position_embeddings=128", "max_position_embeddings=256")
+    common = dict(max_seq_len=256, model_config=model, max_steps=6, eval_freq=3, save_steps=3)
+    common.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    unpacked, packed, resumed = tmp_path / "unpacked", tmp_path / "packed", tmp_path / "resumed"
+    assert run_pretrain.main(tiny_argv(corpus_dir, str(unpacked), str(vocab_path), **common)) == 0
+    assert "precision: fp32\n" in capsys.readouterr().out
+    rows_and_samples = []
+
+    def counting_collate(samples, **kwargs):
+        batch = pack_collate(samples, **kwargs)
+        rows_and_samples.append((batch["input_ids"].shape[0], len(samples)))
+        return batch
+
+    pack_collate = collate.collate_packed_pretraining_batch
+    monkeypatch.setattr(collate, "collate_packed_pretraining_batch", counting_collate)
+    assert run_pretrain.main(tiny_argv(corpus_dir, str(packed), str(vocab_path), pack_samples="true", **common)) == 0
+    assert "precision: fp32, pack_samples: true\n" in capsys.readouterr().out
+    # Training batches only (evaluation stays unpacked; the loader reads ahead), and they did pack.
+    assert len(rows_and_samples) >= 6 and all(samples == 4 for _, samples in rows_and_samples), rows_and_samples
+    assert sum(rows for rows, _ in rows_and_samples[:6]) < 6 * 4, rows_and_samples
+    # Same samples per step, same losses (up to float summation order), hence the same training.
+    assert [step for step, _ in losses(packed)] == [1, 2, 3, 4, 5, 6]
+    assert [loss for _, loss in losses(packed)] == pytest.approx([loss for _, loss in losses(unpacked)], abs=1e-4)
+    assert [loss for _, loss in losses(packed, "valid")] == pytest.approx(
+        [loss for _, loss in losses(unpacked, "valid")], abs=1e-4
+    )
+    resumed.mkdir()
+    shutil.copytree(packed / "model_3", resumed / "model_last")
+    argv = tiny_argv(corpus_dir, str(resumed), str(vocab_path), pack_samples="true", **common)
+    assert run_pretrain.main(argv) == 0
+    assert losses(resumed) == losses(packed)[3:]
+    assert read_meta(resumed / "model_6")["consumed_samples"] == read_meta(packed / "model_6")["consumed_samples"]
 
 
 def test_resume_with_accumulation_and_checkpoint_between_log_steps(tmp_path, corpus_dir, vocab_path):

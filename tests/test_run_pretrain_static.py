@@ -158,6 +158,9 @@ def test_bad_arguments_give_one_line_errors(tmp_path, tiny_prefix, vocab_path, c
     assert cli_error(tiny_argv(tiny_prefix, str(output_dir), vocab, use_sharding="true"), capsys) == (
         "error: --use_sharding true: the static script is data parallel only; leave it false"
     )
+    assert cli_error(tiny_argv(tiny_prefix, str(output_dir), vocab, pack_samples="true"), capsys) == (
+        "error: --pack_samples true: packing is implemented for run_pretrain.py only; leave it false"
+    )
     # A dygraph checkpoint in --output_dir cannot be resumed by the static script.
     dygraph_last = output_dir / "model_last"
     dygraph_last.mkdir(parents=True)

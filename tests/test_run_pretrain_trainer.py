@@ -116,6 +116,10 @@ def test_resume_from_half_way_matches_the_straight_run_exactly(tmp_path, corpus_
             "error: --continue_training needs trained weights: --model_name_or_path ernie-1.0 is a built-in config",
         ),
         (["--fp16", "true", "--bf16", "true"], "error: At most one of fp16 and bf16 can be True, but not both"),
+        (
+            ["--pack_samples", "true"],
+            "error: --pack_samples true: packing is implemented for run_pretrain.py only; leave it false",
+        ),
     ],
 )
 def test_bad_arguments_fail_with_one_line(tmp_path, corpus_dir, vocab_path, extra, message, capsys):

@@ -9,14 +9,14 @@ the converter, fine-tuning and export.
 
 Masks: any additive float mask broadcastable to [B, H, Sq, Sk] is accepted, as paddlenlp adds it to the scores:
 the toolkit's [B,1,1,S] padding mask (0 real, -1e4 pad) and a packing [B,1,S,S] block-diagonal mask (see
-`ernie1.pretrain.packing`; `packed_attention_mask` / `packed_position_ids` are re-exported here). Bool/int masks
+`ernie1.data.packing`; `packed_attention_mask` / `packed_position_ids` are re-exported here). Bool/int masks
 follow `nn.MultiHeadAttention` (1/True attends, 0/False becomes -1e9). On GPU a mask with a broadcast batch or
 query dim is widened to [B,1,Sq,Sk] first, as the memory-efficient kernel requires (see `_prepare_mask`).
 
 The encoder layers ask for attention weights (`output_attentions=True`) or pass an incremental `cache` only in
 paddlenlp features this toolkit does not use; those calls fall back to the exact `nn.MultiHeadAttention` path.
 
-Imports only paddle, paddlenlp, ernie1.common.errors and the numpy-only ernie1.pretrain.packing.
+Imports only paddle, paddlenlp, ernie1.common.errors and the numpy-only ernie1.data.packing.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from paddle.nn.layer.transformer import _convert_attention_mask
 from paddlenlp.transformers import ErnieModel
 
 from ernie1.common.errors import ToolkitError
-from ernie1.pretrain.packing import MASK_VALUE, packed_attention_mask, packed_position_ids  # noqa: F401 (re-exported)
+from ernie1.data.packing import MASK_VALUE, packed_attention_mask, packed_position_ids  # noqa: F401 (re-exported)
 
 PADDLE = "paddle"
 SDPA = "sdpa"

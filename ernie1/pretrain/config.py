@@ -160,6 +160,8 @@ class RuntimeConfig:
     fp16_opt_level: str = "O2"
     # Initial loss scale of the dynamic GradScaler (float16 only).
     scale_loss: float = 32768.0
+    # Training micro-batches packed into fewer rows (ernie1/data/collate.py); evaluation stays unpacked.
+    pack_samples: bool = False
     output_dir: str = "output"
     # Processes launched (PADDLE_TRAINERS_NUM under paddle.distributed.launch).
     world_size: int = 1

@@ -108,6 +108,13 @@ class PretrainingData:
     valid: Any
     test: Any
     collate_fn: Callable[[Sequence[dict]], dict]
+    # Training batches only, when they differ (--pack_samples); evaluation keeps collate_fn's unpacked layout.
+    train_collate_fn: Optional[Callable[[Sequence[dict]], dict]] = None
+
+    @property
+    def train_collate(self) -> Callable[[Sequence[dict]], dict]:
+        """How training micro-batches are collated."""
+        return self.train_collate_fn or self.collate_fn
 
 
 def build_datasets(
@@ -126,11 +133,13 @@ def build_datasets(
     )
 
 
-def build_collate_fn(max_seq_length: int, pad_id: int) -> Callable[[Sequence[dict]], dict]:
-    """Collate unpadded samples into the batch dict the model takes (REFERENCE §8), padded to max_seq_length."""
-    from ernie1.data.collate import collate_pretraining_batch
+def build_collate_fn(max_seq_length: int, pad_id: int, pack_samples: bool = False) -> Callable[[Sequence[dict]], dict]:
+    """Collate unpadded samples into the batch dict the model takes (REFERENCE §8), padded to max_seq_length;
+    `pack_samples`: packed into as few rows of max_seq_length as first-fit needs."""
+    from ernie1.data.collate import collate_packed_pretraining_batch, collate_pretraining_batch
 
-    return functools.partial(collate_pretraining_batch, pad_to=max_seq_length, pad_id=pad_id)
+    collate = collate_packed_pretraining_batch if pack_samples else collate_pretraining_batch
+    return functools.partial(collate, pad_to=max_seq_length, pad_id=pad_id)
 
 
 # A collated batch that stands for a failure inside the data path carries its one-line message under this key.
@@ -268,4 +277,7 @@ def build_pretraining_data(config, placement, tokenizer) -> PretrainingData:
             "input_dir", f"{{input_dir}} {config.data.input_dir}: the train split is empty (check {{split}})", "split"
         )
     collate = build_collate_fn(config.data.max_seq_length, tokenizer.pad_token_id)
-    return PretrainingData(train, valid, test, collate)
+    train_collate = None
+    if config.runtime.pack_samples:
+        train_collate = build_collate_fn(config.data.max_seq_length, tokenizer.pad_token_id, pack_samples=True)
+    return PretrainingData(train, valid, test, collate, train_collate)

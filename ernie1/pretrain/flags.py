@@ -314,6 +314,15 @@ FLAGS: Tuple[Flag, ...] = (
         **_paddlenlp("fp16_opt_level"),
     ),
     Flag("scale_loss", float, 32768, "Initial loss scale under float16 AMP.", "runtime", **_paddlenlp("scale_loss")),
+    Flag(
+        "pack_samples",
+        bool,
+        False,
+        "Pack each micro-batch's samples into as few rows of --max_seq_len as first-fit needs (block-diagonal "
+        "attention, positions restarting per sample): same losses and gradients, fewer padded tokens. Dygraph only.",
+        "runtime",
+        **_ours(),
+    ),
     Flag("use_sharding", bool, False, "Static graph only.", "runtime"),
     Flag("enable_addto", bool, True, "Static graph build strategy.", "runtime"),
     Flag("sharding_degree", int, 1, "Sharding degree (only 1).", "runtime"),

@@ -250,7 +250,7 @@ def train(
     schedule = config.schedule
     loader_args = (schedule.micro_batch_size, placement.data_rank, placement.data_world_size)
     train_batches = iter(
-        make_loader(data.train, data.collate_fn, *loader_args, state.consumed_samples, config.runtime.num_workers)
+        make_loader(data.train, data.train_collate, *loader_args, state.consumed_samples, config.runtime.num_workers)
     )
     eval_args = (schedule.eval_micro_batch_size, placement.data_rank, placement.data_world_size)
     valid_stream = EvalStream(

@@ -14,6 +14,7 @@ from paddlenlp.transformers import ErnieConfig, ErnieForMaskedLM, ErnieForPretra
 from ernie1.common.errors import FieldError
 from ernie1.common.formats import MODEL_CONFIG_FILES, WEIGHTS_FILE
 from ernie1.pretrain.attention import PADDLE, resolve_attention_impl, set_attention_impl
+from ernie1.pretrain.packing import PackedErnieForPretraining
 
 logger = logging.getLogger("ernie1")
 
@@ -154,14 +155,22 @@ def architecture_fingerprint(ernie_config: ErnieConfig) -> Dict[str, Any]:
 
 
 def build_pretraining_model(
-    ernie_config: ErnieConfig, binary_head: bool = True, attention_impl: str = PADDLE, device: Optional[str] = None
+    ernie_config: ErnieConfig,
+    binary_head: bool = True,
+    attention_impl: str = PADDLE,
+    device: Optional[str] = None,
+    pack_samples: bool = False,
 ) -> paddle.nn.Layer:
     """`ErnieForPretraining` (MLM + SOP heads), or `ErnieForMaskedLM` without the binary head, as the original.
+
+    `pack_samples` builds the SOP model that also reads packed rows (ernie1.pretrain.packing; same parameters).
 
     `attention_impl` (paddle, sdpa, auto = the fastest on `device`) only swaps the attention computation: parameter
     names and state_dict keys are paddlenlp's either way, so checkpoints move between implementations.
     """
-    model_class = ErnieForPretraining if binary_head else ErnieForMaskedLM
+    model_class = ErnieForMaskedLM
+    if binary_head:
+        model_class = PackedErnieForPretraining if pack_samples else ErnieForPretraining
     model = model_class(ernie_config)
     set_attention_impl(model, resolve_attention_impl(attention_impl, device))
     return model
@@ -230,7 +239,12 @@ def check_continue_training(config) -> None:
 def build_model(config, ernie_config: ErnieConfig, device: str) -> paddle.nn.Layer:
     """The pretraining model: a built-in config from scratch, or a checkpoint dir with its weights (as the original)."""
     check_continue_training(config)
-    model = build_pretraining_model(ernie_config, config.model.binary_head, resolved_attention_impl(config, device))
+    model = build_pretraining_model(
+        ernie_config,
+        config.model.binary_head,
+        resolved_attention_impl(config, device),
+        pack_samples=config.runtime.pack_samples,
+    )
     if config.model.model_name_or_path not in BUILTIN_CONFIGS:
         # As the original: a checkpoint directory is always a warm start (from_pretrained), flag or not.
         load_model_weights(model, config.model.model_name_or_path)
@@ -269,13 +283,14 @@ class PretrainingCriterion(paddle.nn.Layer):
 
 
 def forward_pretraining(model: paddle.nn.Layer, batch: Dict[str, paddle.Tensor]):
-    """(prediction_scores, seq_relationship_score or None) for a collated batch dict."""
-    outputs = model(
-        input_ids=batch["input_ids"],
-        token_type_ids=batch["token_type_ids"],
-        attention_mask=batch["attention_mask"],
-        masked_positions=batch["masked_positions"],
-    )
+    """(prediction_scores, seq_relationship_score or None) for a collated batch dict, packed or not."""
+    inputs = {key: batch[key] for key in ("input_ids", "token_type_ids", "attention_mask", "masked_positions")}
+    if "sample_starts" in batch:
+        # Packed rows: positions restart per sample; the SOP head (absent without binary_head) pools each [CLS].
+        inputs["position_ids"] = batch["position_ids"]
+        if isinstance(unwrapped(model), ErnieForPretraining):
+            inputs["sample_starts"] = batch["sample_starts"]
+    outputs = model(**inputs)
     if isinstance(outputs, (tuple, list)):
         return outputs[0], outputs[1] if len(outputs) > 1 else None
     return outputs, None

@@ -5,7 +5,7 @@ see exactly what an unpacked batch gives them.
 Packing happens inside each batch the Trainer's sampler draws: the same examples per step as unpacked (same
 shuffling, steps per epoch, lr schedule, loss = mean over the batch's examples), only fewer and fuller rows. Rows
 are as wide as the fullest one; each example keeps its own [CLS] ... [SEP], positions restart at 0 per example and
-the block-diagonal mask keeps examples from seeing each other (`ernie1.pretrain.packing`).
+the block-diagonal mask keeps examples from seeing each other (`ernie1.data.packing`).
 
 The models subclass paddlenlp's classes without new parameters: same sublayers, names and state_dict keys, and they
 save under paddlenlp's class name, so checkpoints, `from_pretrained`, export and deploy are unchanged. Without the
@@ -20,7 +20,7 @@ import numpy as np
 import paddle
 from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
 
-from ernie1.pretrain.packing import pack_lengths, packed_encoder_inputs
+from ernie1.data.packing import pack_lengths, packed_encoder_inputs
 
 # Per-token labels are padded as paddlenlp's DataCollatorForTokenClassification pads them (CrossEntropyLoss ignores).
 LABEL_PAD = -100

@@ -87,6 +87,8 @@ class DygraphEngine:
             "attention_impl": resolved_attention_impl(config, placement.device),
             "precision": self.amp.describe(),
         }
+        if config.runtime.pack_samples:
+            self.run_info["pack_samples"] = "true"
         # The layer the step calls: `model`, or its DataParallel wrapper.
         self.network = model
         if placement.world_size > 1:

@@ -56,6 +56,10 @@ class StaticEngine:
             raise FieldError(
                 "use_sharding", "{use_sharding} true: the static script is data parallel only; leave it false"
             )
+        if config.runtime.pack_samples:
+            raise FieldError(
+                "pack_samples", "{pack_samples} true: packing is implemented for run_pretrain.py only; leave it false"
+            )
         check_continue_training(config)
         self.config, self.placement = config, placement
         self.tokenizer, self.ernie_config = tokenizer, ernie_config

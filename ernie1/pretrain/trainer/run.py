@@ -104,6 +104,10 @@ def run_trainer(model_args, data_args, training_args) -> TrainerRunResult:
     from ernie1.data.collate import CollateForPretraining
 
     config = to_pretrain_config(model_args, data_args, training_args)
+    if config.runtime.pack_samples:
+        raise FieldError(
+            "pack_samples", "{pack_samples} true: packing is implemented for run_pretrain.py only; leave it false"
+        )
     placement = placement_from_args(training_args)
     with claimed_output_dir(config.runtime.output_dir, placement, config.to_dict()):
         resume_from = find_resume_checkpoint(training_args)

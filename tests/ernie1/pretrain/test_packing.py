@@ -1,99 +1,101 @@
-"""First-fit packing of sequence lengths into rows, and the layout's segment ids, positions, mask and readouts."""
+"""--pack_samples: a packed micro-batch gives the unpacked one's MLM loss, SOP loss and gradients (fp32, tiny model)."""
 
 from __future__ import annotations
 
 import numpy as np
+import paddle
 import pytest
+from paddlenlp.transformers import ErnieConfig, ErnieForPretraining
 
-from ernie1.pretrain.packing import (
-    MASK_VALUE,
-    first_fit_rows,
-    pack_lengths,
-    packed_attention_mask,
-    packed_encoder_inputs,
-    packed_position_ids,
+from ernie1.data.collate import collate_packed_pretraining_batch, collate_pretraining_batch
+from ernie1.pretrain.model import PretrainingCriterion, build_pretraining_model, forward_pretraining
+from ernie1.pretrain.packing import PackedErnieForPretraining
+
+SEQ = 32
+TINY = dict(
+    vocab_size=120,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=SEQ,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
 )
 
 
-def test_module_docstring_toy_example():
-    layout = pack_lengths([3, 4, 2], capacity=8)
-    assert layout.segment_ids.tolist() == [[1, 1, 1, 2, 2, 2, 2], [1, 1, 0, 0, 0, 0, 0]]
-    assert layout.starts.tolist() == [[0, 0], [0, 3], [1, 0]]
-    assert packed_position_ids(layout.segment_ids).tolist() == [[0, 1, 2, 0, 1, 2, 3], [0, 1, 0, 0, 0, 0, 0]]
-    assert first_fit_rows([3, 4, 2], 8) == [[0, 1], [2]]
-    # Decreasing order matters: plain first fit in the callers' order would need 3 rows here.
-    assert first_fit_rows([2, 5, 2, 4, 3], 8) == [[1, 4], [0, 2, 3]]
+def masked_sample(rng: np.random.Generator, length: int) -> dict:
+    """[CLS] a [SEP] b [SEP] with random tokens, some of them to predict, and a random SOP label."""
+    first = int(rng.integers(1, length - 2))
+    ids = [1] + rng.integers(5, 120, first).tolist() + [2] + rng.integers(5, 120, length - first - 3).tolist() + [2]
+    types = [0] * (first + 2) + [1] * (length - first - 2)
+    positions = np.sort(rng.choice(np.arange(1, length - 1), size=max(1, length // 6), replace=False))
+    return {
+        "input_ids": np.asarray(ids, np.int64),
+        "token_type_ids": np.asarray(types, np.int64),
+        "masked_positions": positions.astype(np.int64),
+        "masked_labels": rng.integers(5, 120, len(positions)).astype(np.int64),
+        "sop_label": np.asarray(int(rng.integers(0, 2)), np.int64),
+    }
 
 
-def test_first_fit_rows_respect_capacity_and_place_every_sequence_once():
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        lengths = rng.integers(1, 33, rng.integers(1, 40)).tolist()
-        rows = first_fit_rows(lengths, 32)
-        assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
-        assert all(sum(lengths[i] for i in row) <= 32 for row in rows)
-        # First-fit decreasing never needs more than 11/9 OPT + 1 rows; OPT >= total / capacity.
-        assert len(rows) <= 11 / 9 * np.ceil(sum(lengths) / 32) + 1
+def samples(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    # Short and long samples, so first-fit puts two or three in a row and leaves some alone.
+    return [masked_sample(rng, int(n)) for n in (9, 30, 14, 7, 21, 32, 11, 6)]
 
 
-def test_first_fit_rows_errors():
-    with pytest.raises(ValueError, match="sequence 1 has 9 tokens; expected 1..8"):
-        first_fit_rows([3, 9], 8)
-    with pytest.raises(ValueError, match="sequence 0 has 0 tokens"):
-        first_fit_rows([0], 8)
-    with pytest.raises(ValueError, match="capacity must be at least 1"):
-        first_fit_rows([1], 0)
+def losses_and_grads(model, criterion, batch):
+    tensors = {key: paddle.to_tensor(value) for key, value in batch.items()}
+    model.clear_gradients()
+    scores, sop_scores = forward_pretraining(model, tensors)
+    total, lm, sop = criterion(scores, sop_scores, tensors["masked_lm_labels"], tensors["next_sentence_labels"])
+    total.backward()
+    grads = {name: param.grad.numpy().copy() for name, param in model.named_parameters() if param.grad is not None}
+    return float(lm), float(sop), grads
 
 
-def slow_positions(segments):
-    positions = np.zeros(segments.shape, dtype="int64")
-    for row in range(segments.shape[0]):
-        start = 0
-        for col in range(segments.shape[1]):
-            if col > 0 and segments[row, col] != segments[row, col - 1]:
-                start = col
-            positions[row, col] = col - start if segments[row, col] > 0 else 0
-    return positions
-
-
-def test_positions_and_mask_against_a_slow_reference():
-    rng = np.random.default_rng(1)
-    for _ in range(20):
-        layout = pack_lengths(rng.integers(1, 20, rng.integers(1, 12)).tolist(), capacity=24)
-        segments = layout.segment_ids
-        np.testing.assert_array_equal(packed_position_ids(segments), slow_positions(segments))
-        mask = packed_attention_mask(segments)
-        for row in range(segments.shape[0]):
-            for q in range(segments.shape[1]):
-                for k in range(segments.shape[1]):
-                    attends = segments[row, k] > 0 and segments[row, q] == segments[row, k]
-                    assert mask[row, 0, q, k] == (0.0 if attends else MASK_VALUE)
-
-
-def test_pack_then_unpack_gives_the_padded_to_longest_batch():
-    rng = np.random.default_rng(2)
-    sequences = [rng.integers(1, 100, n).tolist() for n in (5, 1, 9, 3, 7)]
-    layout = pack_lengths([len(s) for s in sequences], capacity=10)
-    packed = layout.pack(sequences)
-    assert packed.shape == (layout.num_rows, layout.width) and layout.num_rows == 3
-    padded = np.zeros((5, 9), dtype="int64")
-    for row, values in enumerate(sequences):
-        padded[row, : len(values)] = values
-    np.testing.assert_array_equal(layout.unpack(packed), padded)
-    features = np.stack([packed, -packed], axis=-1)  # trailing dims ride along: [rows, width, 2] -> [n, longest, 2]
-    np.testing.assert_array_equal(layout.unpack(features), np.stack([padded, -padded], axis=-1))
-    flat = packed.reshape(-1)[layout.token_index()]
-    np.testing.assert_array_equal(np.where(padded > 0, flat, 0), padded)
-
-
-def test_packed_encoder_inputs():
-    layout = pack_lengths([2, 3], capacity=8)
-    batch = packed_encoder_inputs(
-        layout, {"input_ids": [[7, 8], [4, 5, 6]], "token_type_ids": [[0, 1], [0, 0, 1]]}, {}
+@pytest.mark.parametrize("attention_impl", ["paddle", "sdpa"])
+@pytest.mark.parametrize("binary_head", [True, False])
+def test_packed_batch_gives_the_unpacked_losses_and_gradients(attention_impl, binary_head):
+    paddle.seed(0)
+    model = build_pretraining_model(ErnieConfig(**TINY), binary_head, attention_impl, pack_samples=True)
+    model.train()  # dropout is 0: train mode only checks that nothing else differs
+    criterion = PretrainingCriterion(binary_head)
+    batch = samples()
+    packed = collate_packed_pretraining_batch(batch, pad_to=SEQ)
+    assert packed["input_ids"].shape[0] < len(batch)  # the test packs something
+    unpacked_lm, unpacked_sop, unpacked_grads = losses_and_grads(
+        model, criterion, collate_pretraining_batch(batch, SEQ)
     )
-    assert batch["input_ids"].tolist() == [[7, 8, 4, 5, 6]]
-    assert batch["token_type_ids"].tolist() == [[0, 1, 0, 0, 1]]
-    assert batch["position_ids"].tolist() == [[0, 1, 0, 1, 2]]
-    assert batch["attention_mask"].shape == (1, 1, 5, 5) and batch["attention_mask"].dtype == np.float32
-    with pytest.raises(ValueError, match="a sequence has 1 values, the layout 2"):
-        layout.pack([[1], [1, 2, 3]])
+    packed_lm, packed_sop, packed_grads = losses_and_grads(model, criterion, packed)
+    assert packed_lm == pytest.approx(unpacked_lm, abs=1e-5)
+    assert packed_sop == pytest.approx(unpacked_sop, abs=1e-5)
+    assert (unpacked_sop > 0) == binary_head
+    assert sorted(packed_grads) == sorted(unpacked_grads) and len(packed_grads) > 10
+    for name, grad in unpacked_grads.items():
+        np.testing.assert_allclose(packed_grads[name], grad, atol=1e-5, rtol=1e-4, err_msg=name)
+
+
+def test_sop_reads_each_samples_cls_not_each_rows_first_token():
+    paddle.seed(1)
+    model = build_pretraining_model(ErnieConfig(**TINY), pack_samples=True)
+    model.eval()
+    batch = samples(seed=2)
+    tensors = {key: paddle.to_tensor(value) for key, value in collate_packed_pretraining_batch(batch, SEQ).items()}
+    _, sop_scores = forward_pretraining(model, tensors)
+    assert sop_scores.shape == [len(batch), 2]
+    for index, sample in enumerate(batch):
+        alone = {key: paddle.to_tensor(value) for key, value in collate_pretraining_batch([sample]).items()}
+        _, expected = forward_pretraining(model, alone)
+        np.testing.assert_allclose(sop_scores.numpy()[index], expected.numpy()[0], atol=1e-5)
+
+
+def test_packed_model_has_the_plain_models_parameters():
+    paddle.seed(0)
+    packed = build_pretraining_model(ErnieConfig(**TINY), pack_samples=True)
+    assert isinstance(packed, PackedErnieForPretraining)
+    paddle.seed(0)
+    plain = build_pretraining_model(ErnieConfig(**TINY))
+    assert type(plain) is ErnieForPretraining
+    assert {k: v.shape for k, v in packed.state_dict().items()} == {k: v.shape for k, v in plain.state_dict().items()}
