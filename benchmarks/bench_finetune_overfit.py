@@ -24,7 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from finetune import data_sources  # noqa: E402
 
 TASK_DATA = {"seq_cls": "sentiment", "ner": "msra_ner", "qa": "cmrc2018"}
-TASK_METRICS = {"seq_cls": ("eval_accuracy",), "ner": ("eval_f1", "eval_accuracy"), "qa": ("eval_f1", "eval_exact_match")}
+TASK_METRICS = {
+    "seq_cls": ("eval_accuracy",),
+    "ner": ("eval_f1", "eval_accuracy"),
+    "qa": ("eval_f1", "eval_exact_match"),
+}
 
 
 def write_random_checkpoint(directory: Path, hidden: int, layers: int, dropout: float, seed: int) -> Path:
@@ -88,8 +92,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(own)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(args.work_dir or scratch)
-        checkpoint = Path(args.init_from) if args.init_from else write_random_checkpoint(
-            work / "model_last", args.hidden_size, args.num_layers, args.dropout, args.seed
+        checkpoint = (
+            Path(args.init_from)
+            if args.init_from
+            else write_random_checkpoint(
+                work / "model_last", args.hidden_size, args.num_layers, args.dropout, args.seed
+            )
         )
         data = write_data(args.task, work / "data", args.num_examples)
         metrics = run(args.task, checkpoint, data, work / "run", extra)

@@ -18,9 +18,7 @@ TINY_ERNIE = dict(
 )
 
 
-def write_tiny_pretraining_checkpoint(
-    directory: Path, vocab_path: Path, seed: int = 7, dropout: float = 0.0
-) -> Path:
+def write_tiny_pretraining_checkpoint(directory: Path, vocab_path: Path, seed: int = 7, dropout: float = 0.0) -> Path:
     """ErnieForPretraining(tiny config) + cn_clip vocab saved as model_state.pdparams, model_config.json, vocab.txt..."""
     import paddle
     from paddlenlp.transformers import ErnieConfig, ErnieForPretraining, ErnieTokenizer
