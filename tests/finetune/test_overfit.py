@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
+from paddlenlp.transformers import ErnieForTokenClassification
 
+from ernie1.tasks import get_task
+from ernie1.tasks.ner import read_ner_file
+from ernie1.tasks.spec import Split, TaskSettings
 from finetune import data_sources
-from finetune.skeleton import run_finetune
+from finetune.loading import load_model_for_task, load_tokenizer_for_finetune
+from finetune.skeleton import run_finetune, start_head_at_prior
 from tests.finetune.tiny_checkpoint import read_json, write_tiny_pretraining_checkpoint
 
 NUM_EXAMPLES = 48
@@ -82,7 +87,22 @@ def test_qa_memorises_24_questions_from_random_init(random_checkpoint, questions
 
 
 @pytest.mark.slow
-def test_ner_memorises_48_sentences_from_the_tiny_pretraining_checkpoint(vocab_path, sentences, tmp_path):
-    checkpoint = write_tiny_pretraining_checkpoint(tmp_path / "model_last", vocab_path)
-    results = overfit("ner", checkpoint, sentences, tmp_path / "run", ["--num_train_epochs", "60"])
+def test_ner_memorises_48_sentences_from_a_briefly_pretrained_checkpoint(vocab_path, sentences, tmp_path):
+    texts = [example.text for example in read_ner_file(str(sentences), "--train_file")]
+    checkpoint = write_tiny_pretraining_checkpoint(tmp_path / "model_last", vocab_path, mlm_texts=texts, mlm_steps=40)
+    mlm_losses = read_json(checkpoint / "mlm_losses.json")
+    assert sum(mlm_losses[-5:]) / 5 < sum(mlm_losses[:5]) / 5 - 2.0  # the encoder did learn something
+    output_dir = tmp_path / "run"
+    results = overfit("ner", checkpoint, sentences, output_dir, ["--num_train_epochs", "60"])
     assert results["eval_f1"] >= 0.9
+
+    # Fine-tuning again from that output keeps its trained head: the prior is only for new heads.
+    task = get_task("ner")
+    model = load_model_for_task(ErnieForTokenClassification, str(output_dir))
+    trained_bias = model.classifier.bias.numpy().copy()
+    split = Split(read_ner_file(str(sentences), "--train_file"), "--train_file")
+    label_list = read_json(output_dir / "label_list.json")
+    settings = TaskSettings(max_seq_length=64, label_list=label_list)
+    start_head_at_prior(task, model, task.train_inputs(split, load_tokenizer_for_finetune(str(output_dir)), settings),
+                        label_list)  # fmt: skip
+    assert (model.classifier.bias.numpy() == trained_bias).all()
