@@ -4,10 +4,11 @@ over the labelled tokens, and a fresh head that starts at the training labels' p
 - paddle 3.3's `cross_entropy(reduction="mean")` divides by the labelled positions only when `ignore_index >= 0`;
   with the default `ignore_index=-100` (what paddlenlp's ErnieForTokenClassification and collators use) it divides by
   every position, padding and continuation pieces included, so the NER loss shrank with the padding of each batch.
-- A freshly initialised head outputs near-uniform logits. For NER, where ~90% of the tags are O, the first hundred
-  steps then go to learning that prior, and a small randomly initialised encoder pushed that hard learns it by
-  collapsing its states onto one direction (the model predicts O everywhere and stays there). Starting the bias at the
-  log prior puts the model at the prior from step 0, so every step goes into telling the classes apart.
+- A freshly initialised head has a zero bias, and Adam moves it by about the learning rate per step. For NER, where
+  ~96% of MSRA's tags are O, a small random encoder instead reaches the prior within ~20 steps by collapsing every
+  token state onto one direction, and then stays there (measured: 300 sentences, 2 x 128, lr 2e-3: final states with
+  pairwise cosine 1.000, identical logits for every token, bias moved by 0.03, entity F1 0.0). Starting the bias at
+  the log prior puts the model at the prior from step 0, so the encoder is never pushed to encode it (same run: F1 0.97).
 """
 
 from __future__ import annotations
