@@ -165,7 +165,15 @@ def test_dataset_section_max_seq_length_sets_the_stride():
 
 
 @pytest.mark.parametrize(
-    "learning_rate, hidden, warns", [(5e-5, 128, True), (2e-3, 128, False), (5e-5, 768, False), (5e-5, None, False)]
+    "learning_rate, hidden, warns",
+    [
+        (5e-5, 128, True),
+        (1e-4, 256, True),
+        (5e-4, 128, False),
+        (2e-3, 128, False),
+        (5e-5, 768, False),
+        (5e-5, None, False),
+    ],
 )
 def test_tiny_learning_rate_on_a_small_model_warns_once(caplog, learning_rate, hidden, warns):
     with caplog.at_level("WARNING", logger="finetune.arguments"):
@@ -173,4 +181,5 @@ def test_tiny_learning_rate_on_a_small_model_warns_once(caplog, learning_rate, h
     lines = [record.getMessage() for record in caplog.records]
     assert len(lines) == int(warns)
     if warns:
-        assert "--learning_rate 5e-05" in lines[0] and "hidden 128" in lines[0] and "1e-3 to 3e-3" in lines[0]
+        assert f"--learning_rate {learning_rate:g}" in lines[0] and f"hidden {hidden}" in lines[0]
+        assert "1e-3 to 3e-3" in lines[0]
