@@ -86,23 +86,36 @@ def test_qa_memorises_24_questions_from_random_init(random_checkpoint, questions
     assert results["eval_f1"] >= 80.0  # CMRC F1 is in percent
 
 
-@pytest.mark.slow
-def test_ner_memorises_48_sentences_from_a_briefly_pretrained_checkpoint(vocab_path, sentences, tmp_path):
-    texts = [example.text for example in read_ner_file(str(sentences), "--train_file")]
-    checkpoint = write_tiny_pretraining_checkpoint(tmp_path / "model_last", vocab_path, mlm_texts=texts, mlm_steps=40)
+@pytest.fixture(scope="module")
+def pretrained_checkpoint(tmp_path_factory, vocab_path, reviews, sentences):
+    """The tiny config pretrained for 40 masked-LM steps on the reviews and the sentences."""
+    texts = [row.split("\t", 1)[1] for row in reviews.read_text(encoding="utf-8").splitlines()[1:]]
+    texts += [example.text for example in read_ner_file(str(sentences), "--train_file")]
+    directory = tmp_path_factory.mktemp("pretrained") / "model_last"
+    checkpoint = write_tiny_pretraining_checkpoint(directory, vocab_path, mlm_texts=texts, mlm_steps=40)
     mlm_losses = read_json(checkpoint / "mlm_losses.json")
     assert sum(mlm_losses[-5:]) / 5 < sum(mlm_losses[:5]) / 5 - 2.0  # the encoder did learn something
-    output_dir = tmp_path / "run"
-    results = overfit("ner", checkpoint, sentences, output_dir, ["--num_train_epochs", "60"])
+    return checkpoint
+
+
+@pytest.mark.slow
+def test_seq_cls_memorises_48_reviews_from_a_briefly_pretrained_checkpoint(pretrained_checkpoint, reviews, tmp_path):
+    results = overfit("seq_cls", pretrained_checkpoint, reviews, tmp_path, ["--num_train_epochs", "40"])
+    assert results["eval_accuracy"] >= 0.95
+
+
+@pytest.mark.slow
+def test_ner_memorises_48_sentences_from_a_briefly_pretrained_checkpoint(pretrained_checkpoint, sentences, tmp_path):
+    results = overfit("ner", pretrained_checkpoint, sentences, tmp_path, ["--num_train_epochs", "80"])
     assert results["eval_f1"] >= 0.9
 
     # Fine-tuning again from that output keeps its trained head: the prior is only for new heads.
     task = get_task("ner")
-    model = load_model_for_task(ErnieForTokenClassification, str(output_dir))
+    model = load_model_for_task(ErnieForTokenClassification, str(tmp_path))
     trained_bias = model.classifier.bias.numpy().copy()
     split = Split(read_ner_file(str(sentences), "--train_file"), "--train_file")
-    label_list = read_json(output_dir / "label_list.json")
+    label_list = read_json(tmp_path / "label_list.json")
     settings = TaskSettings(max_seq_length=64, label_list=label_list)
-    start_head_at_prior(task, model, task.train_inputs(split, load_tokenizer_for_finetune(str(output_dir)), settings),
+    start_head_at_prior(task, model, task.train_inputs(split, load_tokenizer_for_finetune(str(tmp_path)), settings),
                         label_list)  # fmt: skip
     assert (model.classifier.bias.numpy() == trained_bias).all()
