@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from ernie1.common.errors import ToolkitError
 from ernie1.common.formats import LABEL_LIST_FILE
@@ -63,7 +63,9 @@ def check_packing(task: TaskSpec, packing: bool) -> None:
         )
 
 
-def start_head_at_prior(task: TaskSpec, model, train_inputs, label_list: Optional[List[str]]) -> None:
+def start_head_at_prior(
+    task: TaskSpec, model: Any, train_inputs: Optional[List[Dict[str, Any]]], label_list: Optional[List[str]]
+) -> None:
     """A newly initialised classifier head starts at the log prior of the training labels; a loaded one is kept."""
     if not task.prior_head or not train_inputs or not label_list:
         return
@@ -91,7 +93,8 @@ def run_finetune(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
     typed = "max_seq_length" in training_args.typed_flags
     setting = "--max_seq_length" if typed else f"{CONFIG_PATH.name}'s max_seq_length"
     check_max_seq_length(data_args.max_seq_length, positions, setting, config_source)
-    warn_if_learning_rate_is_tiny(training_args.learning_rate, getattr(model_config, "hidden_size", None))
+    if training_args.do_train:
+        warn_if_learning_rate_is_tiny(training_args.learning_rate, getattr(model_config, "hidden_size", None))
     set_seed(training_args.seed)
     resume_from = resolve_last_checkpoint(training_args)
 
