@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from ernie1.common.errors import ToolkitError
 from ernie1.common.formats import LABEL_LIST_FILE
 from ernie1.pretrain.attention import resolve_attention_impl, set_attention_impl
 from ernie1.tasks import get_task
+from ernie1.tasks.heads import init_head_bias_to_prior, label_counts
 from ernie1.tasks.outputs import save_label_list, saved_label_list
 from ernie1.tasks.spec import Split, TaskSpec, check_max_seq_length
-from finetune.arguments import parse_finetune_args
+from finetune.arguments import parse_finetune_args, warn_if_learning_rate_is_tiny
 from finetune.data import load_split_if
 from finetune.export import export_model
 from finetune.loading import load_model_config, load_model_for_task, load_tokenizer_for_finetune
@@ -62,6 +63,17 @@ def check_packing(task: TaskSpec, packing: bool) -> None:
         )
 
 
+def start_head_at_prior(
+    task: TaskSpec, model: Any, train_inputs: Optional[List[Dict[str, Any]]], label_list: Optional[List[str]]
+) -> None:
+    """A newly initialised classifier head starts at the log prior of the training labels; a loaded one is kept."""
+    if not task.prior_head or not train_inputs or not label_list:
+        return
+    counts = label_counts(train_inputs, len(label_list))
+    if init_head_bias_to_prior(getattr(model, task.prior_head), counts):
+        logger.info("new %s head: bias set to the log prior of %d training labels", task.prior_head, counts.sum())
+
+
 def run_finetune(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
     """Fine-tune, evaluate, predict and export one task as the flags ask; returns the exit code."""
     task = get_task(task_name)
@@ -81,6 +93,8 @@ def run_finetune(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
     typed = "max_seq_length" in training_args.typed_flags
     setting = "--max_seq_length" if typed else f"{CONFIG_PATH.name}'s max_seq_length"
     check_max_seq_length(data_args.max_seq_length, positions, setting, config_source)
+    if training_args.do_train:
+        warn_if_learning_rate_is_tiny(training_args.learning_rate, getattr(model_config, "hidden_size", None))
     set_seed(training_args.seed)
     resume_from = resolve_last_checkpoint(training_args)
 
@@ -100,10 +114,12 @@ def run_finetune(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
     set_attention_impl(model, resolve_attention_impl(model_args.attention_impl, training_args.device))
     packing = training_args.packing
     collator = task.packing_collator(tokenizer, settings.max_seq_length) if packing else task.collator(tokenizer)
+    train_inputs = task.train_inputs(train, tokenizer, settings) if train else None
+    start_head_at_prior(task, model, train_inputs, label_list)
     trainer = build_trainer(
         model,
         training_args,
-        task.train_inputs(train, tokenizer, settings) if train else None,
+        train_inputs,
         task.eval_set(dev, tokenizer, settings) if dev else None,
         tokenizer,
         collator,

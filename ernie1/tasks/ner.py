@@ -15,10 +15,10 @@ import numpy as np
 
 from ernie1.common.errors import ToolkitError
 from ernie1.tasks.files import read_task_file
+from ernie1.tasks.heads import IGNORE_INDEX, LabelledMeanCrossEntropy
 from ernie1.tasks.labels import check_known_labels
 from ernie1.tasks.spec import EvalSet, Outputs, Split, TaskSettings, TaskSpec
 
-IGNORE_INDEX = -100  # paddle's CrossEntropyLoss default ignore_index; also the collator's label padding
 JOINED_SEPARATOR = "\002"  # paddlenlp's peoples_daily_ner/msra_ner files join chars and tags with \x02
 SCHEME_PREFIXES = ("B", "I", "M", "E", "S")
 
@@ -429,6 +429,7 @@ class NerTask(TaskSpec):
     # paddlenlp's msra_ner has no dev split; it is evaluated on test, as the original did.
     named_splits = {"msra_ner": {"dev": "test"}}
     packs = True
+    prior_head = "classifier"
 
     def read_file(self, path: str, flag: str, file_format: Optional[str]) -> List[NerExample]:
         return read_ner_file(path, flag)
@@ -458,6 +459,10 @@ class NerTask(TaskSpec):
 
     def inference_example(self, item: str, index: int) -> NerExample:
         return NerExample(words_of_text(item), None, index + 1)
+
+    def criterion(self) -> Any:
+        # paddlenlp's own token loss averages over every position, padding included (ernie1/tasks/heads.py).
+        return LabelledMeanCrossEntropy()
 
     def collator(self, tokenizer: Any) -> Any:
         from paddlenlp.data import DataCollatorForTokenClassification

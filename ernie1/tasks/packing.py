@@ -21,9 +21,10 @@ import paddle
 from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
 
 from ernie1.data.packing import pack_lengths, packed_encoder_inputs
+from ernie1.tasks.heads import IGNORE_INDEX, labelled_mean_cross_entropy
 
-# Per-token labels are padded as paddlenlp's DataCollatorForTokenClassification pads them (CrossEntropyLoss ignores).
-LABEL_PAD = -100
+# Per-token labels are padded as paddlenlp's DataCollatorForTokenClassification pads them (the loss skips them).
+LABEL_PAD = IGNORE_INDEX
 # Readouts: one output per example (its first token, [CLS]) or one per token of every example.
 FIRST_TOKEN = "cls_positions"
 EVERY_TOKEN = "token_index"
@@ -157,8 +158,8 @@ class PackedErnieForTokenClassification(_ReadsPackedRows, ErnieForTokenClassific
 
 
 def _with_loss(logits: paddle.Tensor, labels: Optional[paddle.Tensor], num_labels: int) -> Any:
-    """`logits`, or `(loss, logits)` with paddlenlp's cross-entropy (mean over non-ignored labels) when labelled."""
+    """`logits`, or `(loss, logits)` with the cross-entropy averaged over the labelled positions when labelled."""
     if labels is None:
         return logits
-    loss = paddle.nn.CrossEntropyLoss()(logits.reshape((-1, num_labels)), labels.reshape((-1,)))
+    loss = labelled_mean_cross_entropy(logits.reshape((-1, num_labels)), labels.reshape((-1,)))
     return loss, logits

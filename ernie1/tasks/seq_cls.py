@@ -198,6 +198,7 @@ class SeqClsTask(TaskSpec):
     # config.yml keeps the original's section names; paddlenlp registers CLUE WSC as `cluewsc2020`.
     dataset_aliases = {"clue wsc": "clue cluewsc2020"}
     packs = True
+    prior_head = "classifier"
 
     def read_file(self, path: str, flag: str, file_format: Optional[str]) -> List[Example]:
         return read_examples(path, file_format, flag=flag)

@@ -117,6 +117,9 @@ class TaskSpec(ABC):
     label_keys: Optional[Tuple[str, ...]] = None
     # Whether `--packing` applies: several short examples per row (ernie1/tasks/packing.py).
     packs: bool = False
+    # The model's classification head (a Linear over the label list) that starts at the training labels' log prior
+    # when it is newly initialised (ernie1/tasks/heads.py); None for tasks without one.
+    prior_head: Optional[str] = None
 
     def paddlenlp_split(self, dataset: str, split: str) -> Tuple[str, str]:
         """(paddlenlp dataset name, paddlenlp split name) of our `split` (train, dev, test) of `dataset`."""

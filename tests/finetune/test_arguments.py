@@ -7,7 +7,7 @@ import yaml
 
 from ernie1.common.errors import ToolkitError, run_cli
 from finetune import task_config
-from finetune.arguments import build_argument_parser, parse_finetune_args, typed_dests
+from finetune.arguments import build_argument_parser, parse_finetune_args, typed_dests, warn_if_learning_rate_is_tiny
 from finetune.task_config import CONFIG_PATH, load_task_config
 
 BASE = ["--model_name_or_path", "ckpt", "--output_dir", "out"]
@@ -146,3 +146,40 @@ def test_load_best_model_at_end_saves_at_the_eval_cadence_unless_save_steps_type
     assert (typed.eval_steps, typed.save_steps) == (30, 30)
     _, _, seed = parse_finetune_args("seq_cls", argv + ["--eval_steps", "200", "--save_steps", "400"])
     assert (seed.eval_steps, seed.save_steps) == (200, 400)
+
+
+@pytest.mark.parametrize(
+    "flags, stride",
+    [([], 64), (["--max_seq_length", "384"], 128), (["--max_seq_length", "64"], 32), (["--doc_stride", "100"], 100)],
+)
+def test_doc_stride_defaults_to_half_the_window_at_most_128(flags, stride):
+    # config.yml's QA DefaultArgs set max_seq_length 128; cmrc2018 sets 384.
+    _, data_args, _ = parse_finetune_args("qa", BASE + flags)
+    assert data_args.doc_stride == stride
+    assert data_args.task_settings().doc_stride == stride
+
+
+def test_dataset_section_max_seq_length_sets_the_stride():
+    _, data_args, _ = parse_finetune_args("qa", BASE + ["--dataset", "cmrc2018"])
+    assert (data_args.max_seq_length, data_args.doc_stride) == (384, 128)
+
+
+@pytest.mark.parametrize(
+    "learning_rate, hidden, warns",
+    [
+        (5e-5, 128, True),
+        (1e-4, 256, True),
+        (5e-4, 128, False),
+        (2e-3, 128, False),
+        (5e-5, 768, False),
+        (5e-5, None, False),
+    ],
+)
+def test_tiny_learning_rate_on_a_small_model_warns_once(caplog, learning_rate, hidden, warns):
+    with caplog.at_level("WARNING", logger="finetune.arguments"):
+        warn_if_learning_rate_is_tiny(learning_rate, hidden)
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == int(warns)
+    if warns:
+        assert f"--learning_rate {learning_rate:g}" in lines[0] and f"hidden {hidden}" in lines[0]
+        assert "1e-3 to 3e-3" in lines[0]

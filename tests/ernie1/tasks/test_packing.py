@@ -96,12 +96,18 @@ def test_ner_packed_token_logits_loss_and_gradients_equal_unpacked(tokenizer):
     batch = features(5, per_token=True)
     packed = PackingCollator(CAPACITY, 0, EVERY_TOKEN)(batch)
     unpacked = DataCollatorForTokenClassification(tokenizer)(batch)
+    criterion = get_task("ner").criterion()  # the NER task's Trainer criterion: mean over labelled tokens
     results = []
     for model, inputs in ((packed_model, packed), (reference, unpacked)):
-        loss, logits = model(**inputs)  # the NER model computes its own loss (mean over labelled tokens)
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        logits = model(**inputs)
+        loss = criterion(logits, labels)
         loss.backward()
         results.append((logits.numpy(), float(loss), gradients(model)))
     (packed_logits, packed_loss, packed_grads), (logits, loss, grads) = results
+    # The packed model's own loss (labels passed in) is the same labelled mean.
+    assert float(packed_model(**packed)[0]) == pytest.approx(packed_loss, rel=1e-5)
     assert packed_logits.shape == logits.shape == (8, 63, 5)
     for row, n in enumerate(LENGTHS):  # positions past an example's end are padding in both layouts
         np.testing.assert_allclose(packed_logits[row, : n + 2], logits[row, : n + 2], **TOL)
