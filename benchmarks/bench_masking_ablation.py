@@ -63,7 +63,7 @@ SIZES = {
         steps=400,
         checkpoints=2,
         probe_docs=300,
-        finetune=harness.FinetuneSize.low_resource(),
+        finetune=harness.FinetuneSize.ablation(),
         finetune_seeds=3,
     ),
     "quick": Size(
