@@ -48,11 +48,6 @@ def test_a_memorised_batch_beats_the_unigram_baseline_by_far(tmp_path, tiny_pref
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 item 1: the tiny CPU recipe still sits on the unigram plateau (valid masked accuracy ~ the "
-    "baseline, token cosine ~0.97 after 300 steps); remove this mark with the recipe fix",
-)
 def test_a_few_hundred_steps_beat_the_unigram_baseline_on_the_valid_split(tmp_path, tiny_prefix, vocab_path):
     out = tmp_path / "out"
     flags = dict(max_steps=300, eval_freq=100, eval_iters=8, micro_batch_size=8, max_lr=1e-3, min_lr=1e-4)

@@ -14,6 +14,7 @@ from ernie1.pretrain.amp import AmpPlan, autocast, resolve_amp_plan
 from ernie1.pretrain.checkpoint import RngState, part_file, read_parts, save_checkpoint
 from ernie1.pretrain.config import LOSS_NAMES
 from ernie1.pretrain.lr_schedule import build_lr_scheduler
+from ernie1.pretrain.mlm_prior import set_mlm_bias
 from ernie1.pretrain.model import (
     PretrainingCriterion,
     build_model,
@@ -130,6 +131,10 @@ class DygraphEngine:
                     raise FieldError("output_dir", f"{checkpoint['directory'] / part_file(name)}: {error}") from None
         self.lr_scheduler.last_epoch = state.global_step
         self.lr_scheduler.last_lr = self.lr_scheduler.get_lr()
+
+    def set_mlm_bias(self, prior) -> None:
+        """Start the MLM decoder bias at `prior` (before the first step: AMP master weights copy it then)."""
+        set_mlm_bias(self.model, prior)
 
     def close(self) -> None:
         """Nothing to release in dygraph."""

@@ -23,6 +23,7 @@ from ernie1.pretrain.engines.static_program import (
     enter_static_mode,
     eval_step,
     initialize_parameters,
+    set_static_mlm_bias,
     static_name_map,
     train_step,
 )
@@ -129,6 +130,10 @@ class StaticEngine:
         except (ValueError, AssertionError) as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise FieldError("model_name_or_path", f"{where}: weights do not fit this model ({first_line})") from None
+
+    def set_mlm_bias(self, prior: np.ndarray) -> None:
+        """Start the MLM decoder bias at `prior`, after `start` (its fp32 master copy too, under AMP O2)."""
+        set_static_mlm_bias(self.programs, prior)
 
     def close(self) -> None:
         """Leave Paddle in its default dygraph mode (main() may be called in-process: tests, notebooks)."""
