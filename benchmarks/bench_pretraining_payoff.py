@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 # run_name: (run_*.py task, score in test_results.json, what the table calls it)
 TASKS = {"sentiment": ("seq_cls", "test_accuracy", "sentiment acc"), "ner": ("ner", "test_f1", "NER F1")}
 DEMO_MODEL = "hidden_size=128,num_hidden_layers=2,num_attention_heads=2,intermediate_size=512"
+RANDOM_INIT = "random init"
 QUICK_MODEL = "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,intermediate_size=128"
 
 
@@ -45,7 +46,7 @@ QUICK_MODEL = "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,intermed
 class FinetuneRecipe:
     """The fine-tuning settings both starting points get."""
 
-    max_steps: int = 150
+    max_steps: int = 100
     batch_size: int = 32
     learning_rate: float = 5e-4
     max_seq_length: int = 128
@@ -184,46 +185,40 @@ def pretrain_demo_checkpoint(work_dir: Path, recipe: PretrainRecipe, seed: int =
 
 
 def pretraining_figures(checkpoint: Path) -> Optional[Dict[str, float]]:
-    """The checkpoint's run: its last valid evaluation and the unigram baseline (None without a metrics.jsonl)."""
-    from ernie1.pretrain.metrics_logger import read_metrics
+    """The checkpoint's run (its parent directory): last valid evaluation and unigram baseline, or None."""
+    from ernie1.pretrain.metrics_logger import last_valid_against_baseline
 
-    run_dir = checkpoint.parent
-    if not (run_dir / "metrics.jsonl").is_file():
-        return None
-    starts, valid = read_metrics(str(run_dir), "start"), read_metrics(str(run_dir), "valid")
-    if not starts or not valid or "unigram_masked_accuracy" not in starts[-1]:
-        return None
-    last = valid[-1]
-    return {
-        "step": last["step"],
-        "masked_accuracy": last["masked_accuracy"],
-        "unigram_masked_accuracy": starts[-1]["unigram_masked_accuracy"],
-        "lm_loss": last["lm_loss"],
-        "unigram_lm_loss": starts[-1]["unigram_lm_loss"],
-        "token_cosine": last["token_cosine"],
-    }
+    return last_valid_against_baseline(str(checkpoint.parent))
+
+
+def _named(checkpoints: Sequence[Path]) -> Dict[str, Path]:
+    """Row names: `pretrained`, or `pretrained <run>/<checkpoint>` when there are several."""
+    if len(checkpoints) == 1:
+        return {"pretrained": checkpoints[0]}
+    return {f"pretrained {path.parent.name}/{path.name}": path for path in checkpoints}
 
 
 def payoff_table(
-    checkpoint: Path,
+    checkpoints: Sequence[Path],
     data_dirs: Dict[str, Path],
     work_dir: Path,
     seeds: Sequence[int],
     tasks: Sequence[str],
     recipe: FinetuneRecipe,
 ) -> Dict[str, Dict[str, List[float]]]:
-    """{starting point: {task: [score per seed]}} for the checkpoint and its random-init twins."""
+    """{starting point: {task: [score per seed]}} for each checkpoint and the random-init twins of the first."""
     from tools.random_init_checkpoint import write_random_init_checkpoint
 
-    scores: Dict[str, Dict[str, List[float]]] = {"pretrained": {}, "random init": {}}
+    named = _named(checkpoints)
+    scores: Dict[str, Dict[str, List[float]]] = {name: {} for name in [*named, RANDOM_INIT]}
     for seed in seeds:
-        twin = write_random_init_checkpoint(str(checkpoint), str(work_dir / f"random_init_{seed}"), seed=seed)
-        for name, model_dir in (("pretrained", checkpoint), ("random init", twin)):
+        twin = write_random_init_checkpoint(str(checkpoints[0]), str(work_dir / f"random_init_{seed}"), seed=seed)
+        for name, model_dir in [*named.items(), (RANDOM_INIT, twin)]:
             for task in tasks:
-                out = work_dir / "finetune" / f"{name.replace(' ', '_')}_{task}_{seed}"
+                out = work_dir / "finetune" / f"{'_'.join(name.replace('/', ' ').split())}_{task}_{seed}"
                 score = finetune_and_score(str(model_dir), task, str(data_dirs[task]), str(out), seed, recipe)
                 scores[name].setdefault(task, []).append(score)
-                print(f"  seed {seed} {name:<11} {task:<9} {score:.4f}", flush=True)
+                print(f"  seed {seed} {name} {task}: {score:.4f}", flush=True)
     return scores
 
 
@@ -234,26 +229,28 @@ def _mean_sd(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
-def render(scores: Dict[str, Dict[str, List[float]]], tasks: Sequence[str], figures: Optional[dict]) -> str:
-    """The markdown table, then the checkpoint's pretraining figures."""
+def render(scores: Dict[str, Dict[str, List[float]]], tasks: Sequence[str], figures: Dict[str, Optional[dict]]) -> str:
+    """The markdown table, then each checkpoint's pretraining figures."""
+    from ernie1.pretrain.metrics_logger import describe_against_baseline
+
     header = ["starting point"] + [f"{TASKS[task][2]} (mean ± sd)" for task in tasks]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, by_task in scores.items():
         lines.append("| " + " | ".join([name] + [_mean_sd(by_task.get(task, [])) for task in tasks]) + " |")
-    if figures:
-        lines.append(
-            f"checkpoint at step {figures['step']}: valid masked acc {figures['masked_accuracy']:.4f} vs unigram "
-            f"{figures['unigram_masked_accuracy']:.4f}, lm_loss {figures['lm_loss']:.3f} vs unigram "
-            f"{figures['unigram_lm_loss']:.3f}, token cosine {figures['token_cosine']:.3f}"
-        )
-    else:
-        lines.append("checkpoint: no metrics.jsonl next to it (pretraining figures unknown)")
+    for name, figure in figures.items():
+        text = describe_against_baseline(figure) if figure else "no metrics.jsonl next to it (figures unknown)"
+        lines.append(f"{name}, {text}" if figure else f"{name}: {text}")
     return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", help="A pretraining checkpoint dir; default: pretrain the demo recipe.")
+    parser.add_argument(
+        "--checkpoint",
+        nargs="+",
+        help="Pretraining checkpoint dir(s), each a row; the random-init twin takes the first's architecture. "
+        "Default: pretrain the demo recipe.",
+    )
     parser.add_argument("--work_dir", default="output/bench_pretraining_payoff", help="Data, runs and checkpoints.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["sentiment", "ner"])
@@ -263,7 +260,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--pretrain_steps", type=int, default=PretrainRecipe.max_steps)
     parser.add_argument("--quick", action="store_true", help="Tiny corpus, model, data and runs; one seed.")
     args = parser.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
 
     work_dir = Path(args.work_dir)
     recipe = FinetuneRecipe(max_steps=args.finetune_steps)
@@ -278,18 +274,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.time()
     data_dirs = write_task_data(work_dir / "data", reviews, sentences)
     if args.checkpoint:
-        checkpoint = Path(args.checkpoint)
+        checkpoints = [Path(path) for path in args.checkpoint]
     else:
         print(f"pretraining the demo recipe ({pretrain.max_steps} steps) into {work_dir / 'pretrain'}", flush=True)
-        checkpoint = pretrain_demo_checkpoint(work_dir, pretrain)
+        checkpoints = [pretrain_demo_checkpoint(work_dir, pretrain)]
     print(
-        f"fine-tuning {checkpoint} and a random-init twin: {recipe}, seeds {seeds}, {reviews} reviews / "
-        f"{sentences} NER sentences (train and held-out test); {platform.processor() or platform.machine()}, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
+        f"fine-tuning {', '.join(map(str, checkpoints))} and a random-init twin: {recipe}, seeds {seeds}, {reviews} "
+        f"reviews / {sentences} NER sentences (train and held-out test); {platform.machine()}, {os.cpu_count()} CPUs",
         flush=True,
     )
-    scores = payoff_table(checkpoint, data_dirs, work_dir, seeds, args.tasks, recipe)
-    print(render(scores, args.tasks, pretraining_figures(checkpoint)))
+    scores = payoff_table(checkpoints, data_dirs, work_dir, seeds, args.tasks, recipe)
+    print(render(scores, args.tasks, {name: pretraining_figures(path) for name, path in _named(checkpoints).items()}))
     print(f"({time.time() - started:.0f} s)")
     return 0
 
