@@ -16,7 +16,7 @@ from ernie1.pretrain import loop
 from ernie1.pretrain.checkpoint import read_meta
 from ernie1.pretrain.data import base_vocab_size, build_pretraining_data, load_pretraining_tokenizer
 from ernie1.pretrain.mlm_prior import mlm_bias_prior
-from ernie1.pretrain.model import BUILTIN_CONFIGS, build_checked_ernie_config
+from ernie1.pretrain.model import build_checked_ernie_config
 from ernie1.pretrain.output_dir import claimed_output_dir
 from ernie1.pretrain.resume import check_same_checkpoint_everywhere, checkpoint_meta, choose_checkpoint
 from ernie1.pretrain.runtime import Placement
@@ -62,7 +62,7 @@ def run_pretraining(config, placement: Placement, engine_class: Callable[..., An
                 data = build_pretraining_data(config, placement, tokenizer)
                 engine.start(state, checkpoint)
                 # Only a model built from scratch: a warm start or a resume keeps the bias it was trained with.
-                fresh = directory is None and config.model.model_name_or_path in BUILTIN_CONFIGS
+                fresh = directory is None and not engine.warm_start
                 prior = mlm_bias_prior(config.model, data.train, int(ernie_config.vocab_size), fresh)
                 if prior is not None:
                     engine.set_mlm_bias(prior)

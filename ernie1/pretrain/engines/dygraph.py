@@ -16,6 +16,7 @@ from ernie1.pretrain.config import LOSS_NAMES
 from ernie1.pretrain.lr_schedule import build_lr_scheduler
 from ernie1.pretrain.mlm_prior import set_mlm_bias
 from ernie1.pretrain.model import (
+    BUILTIN_CONFIGS,
     PretrainingCriterion,
     build_model,
     forward_pretraining,
@@ -77,6 +78,8 @@ class DygraphEngine:
         self.config, self.placement = config, placement
         self.tokenizer, self.ernie_config = tokenizer, ernie_config
         model = build_model(config, ernie_config, placement.device)
+        # build_model loads the weights of a checkpoint directory (always, as the original).
+        self.warm_start = config.model.model_name_or_path not in BUILTIN_CONFIGS
         self.criterion = PretrainingCriterion(config.model.binary_head)
         self.lr_scheduler = build_lr_scheduler(config.optim)
         self.amp = resolve_amp_plan(config.runtime, placement.device)

@@ -60,6 +60,8 @@ class StaticEngine:
         check_continue_training(config)
         self.config, self.placement = config, placement
         self.tokenizer, self.ernie_config = tokenizer, ernie_config
+        # The static script loads a checkpoint directory's weights only under --continue_training.
+        self.warm_start = config.model.continue_training
         self.name_map = static_name_map(ernie_config, config.model.binary_head)
         self.amp = resolve_amp_plan(config.runtime, placement.device)
         self.attention_impl = resolved_attention_impl(config, placement.device)

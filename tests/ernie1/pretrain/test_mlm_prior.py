@@ -145,3 +145,13 @@ def test_the_trainer_entry_point_takes_the_flag(tmp_path, tiny_prefix, vocab_pat
     if init == "unigram":
         expected = _train_split_prior(tiny_argv(corpus, str(tmp_path / "x"), str(vocab_path), max_steps=1))[0]
     np.testing.assert_allclose(_saved_bias(out), expected, atol=1e-6)
+
+
+def test_a_static_continue_training_keeps_the_loaded_bias(tmp_path, tiny_prefix, vocab_path):
+    first = tmp_path / "first"
+    assert run_pretrain.main(tiny_argv(tiny_prefix, str(first), str(vocab_path), **FROZEN, mlm_bias_init="zeros")) == 0
+    warm = tmp_path / "warm"
+    argv = tiny_argv(tiny_prefix, str(warm), str(vocab_path), "--continue_training", "true", **FROZEN)
+    argv[argv.index("--model_name_or_path") + 1] = str(first / "model_last")
+    assert run_pretrain_static.main(argv) == 0
+    assert not _saved_bias(warm / "model_last").any()
