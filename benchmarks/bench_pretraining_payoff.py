@@ -59,7 +59,7 @@ class PretrainRecipe:
 
     docs: int = 3000
     model_config: str = DEMO_MODEL
-    max_steps: int = 400
+    max_steps: int = 200
     micro_batch_size: int = 16
     max_seq_len: int = 128
     max_lr: float = 1e-3

