@@ -48,14 +48,16 @@ def test_a_memorised_batch_beats_the_unigram_baseline_by_far(tmp_path, tiny_pref
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 item 1: the tiny CPU recipe still sits on the unigram plateau (valid masked accuracy ~ the "
-    "baseline, token cosine ~0.97 after 300 steps); remove this mark with the recipe fix",
-)
 def test_a_few_hundred_steps_beat_the_unigram_baseline_on_the_valid_split(tmp_path, tiny_prefix, vocab_path):
+    """Issue 9: with the MLM decoder bias starting at the unigram prior (--mlm_bias_init unigram, the default) the
+    encoder learns context instead of token frequencies. The tiny model trains at the helpers' lr 5e-3 (1e-3 is the
+    hidden-128 demo's) with a quarter of the run as warmup (at 10 % seed 1 collapsed to cosine 1.0), and 400 steps:
+    valid masked accuracy 0.077 vs a baseline 0.041 (seed 7; seed 1: 0.054 vs 0.032), token cosine 0.18; with
+    --mlm_bias_init zeros the same budget stays on the plateau (0.035, cosine 0.997)."""
     out = tmp_path / "out"
-    flags = dict(max_steps=300, eval_freq=100, eval_iters=8, micro_batch_size=8, max_lr=1e-3, min_lr=1e-4)
+    flags = dict(
+        max_steps=400, eval_freq=200, eval_iters=16, micro_batch_size=8, max_lr=5e-3, min_lr=1e-4, warmup_rate=0.25
+    )
     assert run_pretrain_static.main(tiny_argv(tiny_prefix, str(out), str(vocab_path), **flags, **NO_DROPOUT)) == 0
     [start] = read_metrics(str(out), "start")
     final = read_metrics(str(out), "valid")[-1]

@@ -45,6 +45,8 @@ class ModelConfig:
     attention_impl: str = "auto"
     # Warm start from trained weights; a checkpoint dir always loads them, a built-in name cannot (no download).
     continue_training: bool = False
+    # A fresh model's MLM decoder bias: unigram (the train tokens' centred log prior, see mlm_prior) or zeros.
+    mlm_bias_init: str = "unigram"
 
     @property
     def tokenizer_source(self) -> str:
@@ -262,7 +264,7 @@ def _validate(v: Mapping[str, Any]) -> None:
     _require(
         v["model_type"] in MODEL_TYPES, "model_type", f"{{model_type}} {v['model_type']}: only ernie is supported"
     )
-    for name in ("lr_decay_style", "data_impl", "attention_impl", "amp_dtype", "fp16_opt_level"):
+    for name in ("lr_decay_style", "data_impl", "attention_impl", "amp_dtype", "fp16_opt_level", "mlm_bias_init"):
         choices = FLAGS_BY_NAME[name].choices
         _require(v[name] in choices, name, f"{{{name}}} must be one of {', '.join(choices)}, got {v[name]!r}")
     _require(

@@ -22,6 +22,7 @@ ATTENTION_IMPLS = ("auto", "paddle", "sdpa")
 DEVICES = ("cpu", "gpu", "xpu", "mlu", "npu")
 MODEL_TYPES = ("ernie",)
 DATA_IMPLS = ("mmap", "lazy")
+MLM_BIAS_INITS = ("unigram", "zeros")
 
 _TRUE = ("yes", "true", "t", "y", "1")
 _FALSE = ("no", "false", "f", "n", "0")
@@ -121,6 +122,17 @@ FLAGS: Tuple[Flag, ...] = (
         "under fp16/bf16), or auto (the fastest on the device: sdpa on GPU and CPU). Same weights either way.",
         "model",
         ATTENTION_IMPLS,
+        **_ours(),
+    ),
+    Flag(
+        "mlm_bias_init",
+        str,
+        "unigram",
+        "MLM decoder bias of a fresh model: unigram (the centred log token frequencies of the train split, so the "
+        "encoder need not spend its first steps learning them) or zeros (paddlenlp's init). A loaded or resumed "
+        "checkpoint keeps its own bias.",
+        "model",
+        MLM_BIAS_INITS,
         **_ours(),
     ),
     Flag(

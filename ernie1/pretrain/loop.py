@@ -90,12 +90,17 @@ class StepEngine(Protocol):
     foreign_message: str
     # How steps run ({"attention_impl": ..., "precision": ...}), for the start-of-run line and record.
     run_info: Dict[str, str]
+    # Whether the model starts from a checkpoint directory's weights (then its MLM bias is kept, mlm_prior).
+    warm_start: bool
 
     def read_checkpoint(self, directory: Path) -> Any:
         """Every file of a checkpoint read into memory, nothing applied yet."""
 
     def start(self, state: TrainingState, checkpoint: Any) -> None:
         """Apply a checkpoint read by read_checkpoint (None: a fresh run) and get ready to step."""
+
+    def set_mlm_bias(self, prior: Any) -> None:
+        """After `start`, before the first step: the MLM decoder bias of a fresh model (ernie1.pretrain.mlm_prior)."""
 
     def close(self) -> None:
         """Release what the engine holds (the static engine leaves static mode)."""

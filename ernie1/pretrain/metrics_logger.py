@@ -141,3 +141,29 @@ def read_metrics(output_dir: str, split: str = "train") -> list:
         return []
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [record for record in records if record["split"] == split]
+
+
+def last_valid_against_baseline(output_dir: str) -> Optional[Dict[str, float]]:
+    """The run's last valid evaluation next to its unigram baseline (step, masked accuracy, lm_loss, token cosine and
+    the baseline's two figures); None without a metrics.jsonl holding both."""
+    starts, valid = read_metrics(output_dir, "start"), read_metrics(output_dir, "valid")
+    if not starts or not valid or "unigram_masked_accuracy" not in starts[-1]:
+        return None
+    last = valid[-1]
+    return {
+        "step": last["step"],
+        "masked_accuracy": last["masked_accuracy"],
+        "unigram_masked_accuracy": starts[-1]["unigram_masked_accuracy"],
+        "lm_loss": last["lm_loss"],
+        "unigram_lm_loss": starts[-1]["unigram_lm_loss"],
+        "token_cosine": last["token_cosine"],
+    }
+
+
+def describe_against_baseline(figures: Mapping[str, float]) -> str:
+    """One line: the valid figures of `last_valid_against_baseline` next to the baseline's."""
+    return (
+        f"step {figures['step']}: valid masked acc {figures['masked_accuracy']:.4f} vs unigram baseline "
+        f"{figures['unigram_masked_accuracy']:.4f}, lm_loss {figures['lm_loss']:.3f} vs "
+        f"{figures['unigram_lm_loss']:.3f}, token cosine {figures['token_cosine']:.3f}"
+    )

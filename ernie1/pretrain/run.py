@@ -15,6 +15,7 @@ import paddle
 from ernie1.pretrain import loop
 from ernie1.pretrain.checkpoint import read_meta
 from ernie1.pretrain.data import base_vocab_size, build_pretraining_data, load_pretraining_tokenizer
+from ernie1.pretrain.mlm_prior import mlm_bias_prior
 from ernie1.pretrain.model import build_checked_ernie_config
 from ernie1.pretrain.output_dir import claimed_output_dir
 from ernie1.pretrain.resume import check_same_checkpoint_everywhere, checkpoint_meta, choose_checkpoint
@@ -43,7 +44,8 @@ def _choose_resume(config, placement: Placement, engine, state) -> tuple:
 
 
 def run_pretraining(config, placement: Placement, engine_class: Callable[..., Any]) -> loop.TrainResult:
-    """Claim output_dir -> tokenizer -> engine -> resume choice -> data -> engine.start -> loop.train."""
+    """Claim output_dir -> tokenizer -> engine -> resume choice -> data -> engine.start (+ the MLM bias prior of a
+    fresh model) -> loop.train."""
     with claimed_output_dir(config.runtime.output_dir, placement, config.to_dict()):
         tokenizer = load_pretraining_tokenizer(config.model.tokenizer_source, field=config.model.tokenizer_field)
         ernie_config = build_checked_ernie_config(config, base_vocab_size(tokenizer))
@@ -59,6 +61,11 @@ def run_pretraining(config, placement: Placement, engine_class: Callable[..., An
                     state.global_step, state.consumed_samples = int(meta["global_step"]), int(meta["consumed_samples"])
                 data = build_pretraining_data(config, placement, tokenizer)
                 engine.start(state, checkpoint)
+                # Only a model built from scratch: a warm start or a resume keeps the bias it was trained with.
+                fresh = directory is None and not engine.warm_start
+                prior = mlm_bias_prior(config.model, data.train, int(ernie_config.vocab_size), fresh)
+                if prior is not None:
+                    engine.set_mlm_bias(prior)
                 resumed_from: Optional[str] = None
                 if directory is not None:
                     resumed_from = str(directory)

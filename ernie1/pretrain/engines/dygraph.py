@@ -14,7 +14,9 @@ from ernie1.pretrain.amp import AmpPlan, autocast, resolve_amp_plan
 from ernie1.pretrain.checkpoint import RngState, part_file, read_parts, save_checkpoint
 from ernie1.pretrain.config import LOSS_NAMES
 from ernie1.pretrain.lr_schedule import build_lr_scheduler
+from ernie1.pretrain.mlm_prior import set_mlm_bias
 from ernie1.pretrain.model import (
+    BUILTIN_CONFIGS,
     PretrainingCriterion,
     build_model,
     forward_pretraining,
@@ -76,6 +78,8 @@ class DygraphEngine:
         self.config, self.placement = config, placement
         self.tokenizer, self.ernie_config = tokenizer, ernie_config
         model = build_model(config, ernie_config, placement.device)
+        # build_model loads the weights of a checkpoint directory (always, as the original).
+        self.warm_start = config.model.model_name_or_path not in BUILTIN_CONFIGS
         self.criterion = PretrainingCriterion(config.model.binary_head)
         self.lr_scheduler = build_lr_scheduler(config.optim)
         self.amp = resolve_amp_plan(config.runtime, placement.device)
@@ -132,6 +136,10 @@ class DygraphEngine:
                     raise FieldError("output_dir", f"{checkpoint['directory'] / part_file(name)}: {error}") from None
         self.lr_scheduler.last_epoch = state.global_step
         self.lr_scheduler.last_lr = self.lr_scheduler.get_lr()
+
+    def set_mlm_bias(self, prior) -> None:
+        """Start the MLM decoder bias at `prior` (before the first step: AMP master weights copy it then)."""
+        set_mlm_bias(self.model, prior)
 
     def close(self) -> None:
         """Nothing to release in dygraph."""

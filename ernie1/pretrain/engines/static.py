@@ -23,6 +23,7 @@ from ernie1.pretrain.engines.static_program import (
     enter_static_mode,
     eval_step,
     initialize_parameters,
+    set_static_mlm_bias,
     static_name_map,
     train_step,
 )
@@ -63,6 +64,8 @@ class StaticEngine:
         check_continue_training(config)
         self.config, self.placement = config, placement
         self.tokenizer, self.ernie_config = tokenizer, ernie_config
+        # The static script loads a checkpoint directory's weights only under --continue_training.
+        self.warm_start = config.model.continue_training
         self.name_map = static_name_map(ernie_config, config.model.binary_head)
         self.amp = resolve_amp_plan(config.runtime, placement.device)
         self.attention_impl = resolved_attention_impl(config, placement.device)
@@ -133,6 +136,10 @@ class StaticEngine:
         except (ValueError, AssertionError) as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise FieldError("model_name_or_path", f"{where}: weights do not fit this model ({first_line})") from None
+
+    def set_mlm_bias(self, prior: np.ndarray) -> None:
+        """Start the MLM decoder bias at `prior`, after `start` (its fp32 master copy too, under AMP O2)."""
+        set_static_mlm_bias(self.programs, prior)
 
     def close(self) -> None:
         """Leave Paddle in its default dygraph mode (main() may be called in-process: tests, notebooks)."""

@@ -20,6 +20,7 @@ from ernie1.pretrain.amp import FP32, AmpPlan, autocast
 from ernie1.pretrain.attention import PADDLE
 from ernie1.pretrain.config import LOSS_NAMES
 from ernie1.pretrain.lr_schedule import build_lr_scheduler
+from ernie1.pretrain.mlm_prior import MLM_BIAS_KEY
 from ernie1.pretrain.model import (
     PretrainingCriterion,
     build_pretraining_model,
@@ -312,6 +313,26 @@ def initialize_parameters(exe: paddle.static.Executor, programs: StaticPrograms,
     # Under PIR AMP O2 the startup program itself creates the half-precision parameters (no amp_init).
     exe.run(programs.startup)
     paddle.seed(seed + rank)
+
+
+def _as_dtype_of(values: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """float32 `values` in the storage dtype of `like` (bfloat16 is stored as uint16: the top half of float32)."""
+    if like.dtype == np.uint16:
+        return (np.asarray(values, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    return np.asarray(values).astype(like.dtype)
+
+
+def set_static_mlm_bias(programs: StaticPrograms, prior: np.ndarray) -> None:
+    """Write `prior` into the MLM decoder bias of the initialised programs (their shared scope: train and eval), and
+    into its fp32 master weight where AMP O2 keeps one (`<param>_fp32_master_<n>`)."""
+    name = programs.name_map[MLM_BIAS_KEY]
+    state = programs.main.state_dict()
+    values = {
+        key: _as_dtype_of(prior, np.asarray(value))
+        for key, value in state.items()
+        if key == name or key.startswith(f"{name}_fp32_master")
+    }
+    paddle.static.set_program_state(programs.main, values)
 
 
 def _run(exe, program, feed, fetch: Dict[str, object]) -> Dict[str, float]:

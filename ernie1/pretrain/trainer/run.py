@@ -20,7 +20,9 @@ from ernie1.pretrain.data import (
 )
 from ernie1.pretrain.lr_schedule import build_lr_scheduler
 from ernie1.pretrain.metrics_logger import MetricsLogger
+from ernie1.pretrain.mlm_prior import mlm_bias_prior, set_mlm_bias
 from ernie1.pretrain.model import (
+    BUILTIN_CONFIGS,
     PretrainingCriterion,
     build_checked_ernie_config,
     build_model,
@@ -123,6 +125,11 @@ def run_trainer(model_args, data_args, training_args) -> TrainerRunResult:
             model = build_model(config, ernie_config, placement.device)
             data = build_pretraining_data(config, placement, tokenizer)
             _check_eval_splits(data, training_args, config.data.split)
+            # Only a model built from scratch: a warm start keeps its bias, a resume loads the checkpoint's.
+            fresh = resume_from is None and config.model.model_name_or_path in BUILTIN_CONFIGS
+            prior = mlm_bias_prior(config.model, data.train, int(ernie_config.vocab_size), fresh)
+            if prior is not None:
+                set_mlm_bias(model, prior)
             amp = _amp_plan(config, placement, training_args)
             vocab_size, step = int(ernie_config.vocab_size), _checkpoint_step(resume_from)
             _log_start(config, placement, amp, training_args.do_eval, data, metrics, vocab_size, step)
