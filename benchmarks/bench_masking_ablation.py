@@ -60,7 +60,7 @@ class Size:
 SIZES = {
     "default": Size(
         docs=3000,
-        steps=400,
+        steps=200,
         checkpoints=2,
         probe_docs=300,
         finetune=harness.FinetuneSize.ablation(),
