@@ -152,36 +152,58 @@ def _run(command: List[str]) -> None:
     subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def pretrain_demo_checkpoint(work_dir: Path, recipe: PretrainRecipe, seed: int = 1234) -> Path:
-    """scripts/demo.sh steps 1-5 (embedded news corpus -> ids/idx with knowledge spans -> run_pretrain.py) into
-    `work_dir`; returns its model_last."""
-    import run_pretrain
+def prepare_demo_corpus(work_dir: Path, docs: int) -> Path:
+    """scripts/demo.sh steps 1-3 (embedded news corpus -> ids/idx with knowledge spans) into `work_dir`; returns the
+    input_dir."""
     from ernie1.text.tokenizer import demo_vocab_path
 
     python, vocab = sys.executable, str(demo_vocab_path())
     raw, corpus, prefix = work_dir / "raw", work_dir / "corpus.jsonl", work_dir / "data" / "demo"
-    _run([python, "-m", "data_tools.demo_corpus", "--output_dir", str(raw), "--max_docs", str(recipe.docs)])
+    _run([python, "-m", "data_tools.demo_corpus", "--output_dir", str(raw), "--max_docs", str(docs)])
     _run([python, "data_tools/trans_to_json.py", "--input_path", str(raw), "--output_path", str(corpus)])
     _run(
         [python, "data_tools/create_pretraining_data.py", "--model_name", vocab, "--tokenizer_name", "ErnieTokenizer",
          "--input_path", str(corpus), "--split_sentences", "--chinese", "--cn_whole_word_segment", "--cn_seg_func",
          "rjieba", "--knowledge_spans", "--output_prefix", str(prefix), "--workers", "2"]
     )  # fmt: skip
-    output_dir = work_dir / "pretrain"
+    return prefix.parent
+
+
+def pretrain_demo_recipe(
+    input_dir: Path,
+    output_dir: Path,
+    recipe: PretrainRecipe,
+    seed: int = 1234,
+    masking: Optional[Sequence[str]] = None,
+    save_steps: int = 0,
+) -> Path:
+    """scripts/demo.sh step 5 on `input_dir` into `output_dir` (`masking`: flags replacing the recipe's
+    --masking_level; `save_steps`: also keep model_<step> snapshots); returns output_dir."""
+    import run_pretrain
+    from ernie1.text.tokenizer import demo_vocab_path
+
+    masking = list(masking) if masking else ["--masking_level", recipe.masking_level]
     argv = [
-        "--model_name_or_path", "ernie-1.0", "--tokenizer_name_or_path", vocab,
-        "--model_config", recipe.model_config, "--input_dir", str(prefix.parent), "--output_dir", str(output_dir),
-        "--device", "cpu", "--masking_level", recipe.masking_level, "--max_seq_len", str(recipe.max_seq_len),
+        "--model_name_or_path", "ernie-1.0", "--tokenizer_name_or_path", str(demo_vocab_path()),
+        "--model_config", recipe.model_config, "--input_dir", str(input_dir), "--output_dir", str(output_dir),
+        "--device", "cpu", *masking, "--max_seq_len", str(recipe.max_seq_len),
         "--micro_batch_size", str(recipe.micro_batch_size), "--max_steps", str(recipe.max_steps),
         "--max_lr", str(recipe.max_lr), "--min_lr", str(recipe.min_lr), "--warmup_rate", str(recipe.warmup_rate),
         "--weight_decay", "0.01", "--grad_clip", "1.0", "--logging_freq", str(max(1, recipe.max_steps // 4)),
         "--eval_freq", str(max(1, recipe.max_steps // 4)), "--eval_iters", "10",
-        "--checkpoint_steps", str(recipe.max_steps), "--save_steps", "0", "--num_workers", "0", "--seed", str(seed),
+        "--checkpoint_steps", str(recipe.max_steps), "--save_steps", str(save_steps), "--num_workers", "0",
+        "--seed", str(seed),
     ]  # fmt: skip
     with _quiet():
         if run_pretrain.main(argv) != 0:
             raise RuntimeError("run_pretrain.py failed")
-    return output_dir / "model_last"
+    return Path(output_dir)
+
+
+def pretrain_demo_checkpoint(work_dir: Path, recipe: PretrainRecipe, seed: int = 1234) -> Path:
+    """scripts/demo.sh steps 1-5 into `work_dir`; returns its model_last."""
+    input_dir = prepare_demo_corpus(work_dir, recipe.docs)
+    return pretrain_demo_recipe(input_dir, work_dir / "pretrain", recipe, seed) / "model_last"
 
 
 def pretraining_figures(checkpoint: Path) -> Optional[Dict[str, float]]:

@@ -37,9 +37,15 @@ def test_quick_run_writes_the_table_the_json_and_the_figure(tmp_path):
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert [row.split("|")[1].strip() for row in rows[1:]] == ["random init", "char", "entity"]
     records = json.loads(figures.read_text(encoding="utf-8"))
-    assert [(r["name"], r["step"]) for r in records] == [("random init", 0), ("char", 4), ("entity", 4)]
+    assert [(r["name"], r["step"]) for r in records] == [
+        ("random init", 0),
+        ("char", 2),
+        ("char", 4),
+        ("entity", 2),
+        ("entity", 4),
+    ]
     for record in records:
         assert 0.0 <= record["probe_exact"] <= 1.0 and 0.0 <= record["probe_chars"] <= 1.0
-        assert set(record["downstream"]) == {"seq_cls", "ner"}
+        assert set(record["downstream"]) == {"sentiment", "ner"}
         assert all(0.0 <= score <= 1.0 for scores in record["downstream"].values() for score in scores)
     assert png.stat().st_size > 10_000
