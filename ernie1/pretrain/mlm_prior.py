@@ -72,9 +72,12 @@ def _stream_counts(part: Any, vocab_size: int, max_tokens: int) -> np.ndarray:
 
 
 def _label_counts(dataset: Any, vocab_size: int, samples: int) -> np.ndarray:
+    from ernie1.pretrain.data import checked_sample
+
     counts = np.zeros(vocab_size, dtype=np.int64)
     for index in range(min(samples, len(dataset))):
-        labels = np.asarray(dataset[index]["masked_labels"], dtype=np.int64).reshape(-1)
+        # A broken sample is the loaders' one-line data error here too, not a traceback before the loop.
+        labels = np.asarray(checked_sample(dataset, index)["masked_labels"], dtype=np.int64).reshape(-1)
         counts += np.bincount(labels[(labels >= 0) & (labels < vocab_size)], minlength=vocab_size)
     return counts
 
