@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 
 from tests import support
@@ -24,3 +26,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _restore_toolkit_logger():
+    """An entry point run in process (`run_pretrain.main(...)`) gives the "ernie1" logger its console handler and
+    stops propagation, as a CLI should; restore it so later tests' caplog sees the library's records again."""
+    toolkit = logging.getLogger("ernie1")
+    saved = (list(toolkit.handlers), toolkit.level, toolkit.propagate)
+    yield
+    toolkit.handlers[:], toolkit.level, toolkit.propagate = saved[0], saved[1], saved[2]

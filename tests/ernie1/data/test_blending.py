@@ -32,7 +32,7 @@ def test_blendable_dataset_interleaves_by_weight():
 
 
 def test_blendable_dataset_stops_before_a_corpus_runs_out(caplog):
-    with caplog.at_level(logging.WARNING, logger="data_tools"):
+    with caplog.at_level(logging.WARNING, logger="ernie1"):
         blended = BlendableDataset([["a0", "a1"], [f"b{i}" for i in range(50)]], [0.5, 0.5], size=20, name="valid")
     assert [blended[i] for i in range(len(blended))] == ["a0", "b0", "a1", "b1"]
     assert [r.getMessage() for r in caplog.records] == [

@@ -209,7 +209,7 @@ def test_builder_on_tiny_corpus_gives_none_for_the_empty_test_split(vocab, caplo
     # 40 documents with 949,50,1 -> documents [0,38) train, [38,40) valid, no test (PaddleNLP #2572).
     prefix = write_corpus(tmp_path, "tiny", [3] * 40)
     config = config_for(prefix)
-    with caplog.at_level(logging.WARNING, logger="data_tools"):
+    with caplog.at_level(logging.WARNING, logger="ernie1"):
         train, valid, test = build_train_valid_test_datasets(config, vocab, (50, 6, 4))
     assert test is None
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -247,7 +247,7 @@ def test_one_sentence_documents_need_binary_head_false(tmp_path, vocab):
 
 def test_valid_split_without_usable_documents_is_skipped(tmp_path, vocab, caplog):
     prefix = write_corpus(tmp_path, "mixed", [3] * 18 + [1, 1])
-    with caplog.at_level(logging.WARNING, logger="data_tools"):
+    with caplog.at_level(logging.WARNING, logger="ernie1"):
         train, valid, _ = build_train_valid_test_datasets(config_for(prefix, split="9,1"), vocab, (5, 5, 0))
     assert valid is None and len(train) >= 5
     assert [r.getMessage() for r in caplog.records] == [
@@ -293,7 +293,7 @@ def test_builder_accepts_a_paddlenlp_tokenizer(tmp_path, vocab_path):
 
 def test_single_document_corpus_trains_without_valid_and_test(tmp_path, vocab, caplog):
     prefix = write_corpus(tmp_path, "one", [4])
-    with caplog.at_level(logging.WARNING, logger="data_tools"):
+    with caplog.at_level(logging.WARNING, logger="ernie1"):
         train, valid, test = build_train_valid_test_datasets(config_for(prefix), vocab, (3, 2, 2))
     assert valid is None and test is None and len(train) >= 3
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
