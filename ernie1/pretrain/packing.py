@@ -13,6 +13,22 @@ import paddle
 from paddlenlp.transformers import ErnieForPretraining
 
 
+def encode_rows(ernie, input_ids, token_type_ids, position_ids, attention_mask) -> paddle.Tensor:
+    """The encoder's states [rows, width, hidden] of packed rows (their mask and positions keep samples apart)."""
+    return ernie(
+        input_ids,
+        token_type_ids=token_type_ids,
+        position_ids=position_ids,
+        attention_mask=attention_mask,
+        return_dict=False,
+    )[0]
+
+
+def pool_each(ernie, cls_states: paddle.Tensor) -> paddle.Tensor:
+    """ERNIE's pooler (dense + tanh) on each of `cls_states` [n, hidden], as it pools position 0 of an unpacked row."""
+    return ernie.pooler(cls_states.unsqueeze(1))
+
+
 class PackedErnieForPretraining(ErnieForPretraining):
     """ErnieForPretraining that also takes packed rows with `sample_starts` [n] (flat row * width + column).
 
@@ -32,13 +48,6 @@ class PackedErnieForPretraining(ErnieForPretraining):
     ):
         if sample_starts is None:
             return super().forward(input_ids, token_type_ids, position_ids, attention_mask, masked_positions, **kwargs)
-        sequence_output = self.ernie(
-            input_ids,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            attention_mask=attention_mask,
-            return_dict=False,
-        )[0]
+        sequence_output = encode_rows(self.ernie, input_ids, token_type_ids, position_ids, attention_mask)
         cls_states = paddle.gather(sequence_output.reshape([-1, sequence_output.shape[-1]]), sample_starts)
-        pooled = self.ernie.pooler(cls_states.unsqueeze(1))  # the pooler reads position 0 of [n, 1, hidden]
-        return self.cls(sequence_output, pooled, masked_positions)
+        return self.cls(sequence_output, pool_each(self.ernie, cls_states), masked_positions)

@@ -21,6 +21,7 @@ import paddle
 from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
 
 from ernie1.data.packing import pack_lengths, packed_encoder_inputs
+from ernie1.pretrain.packing import encode_rows, pool_each
 from ernie1.tasks.heads import IGNORE_INDEX, labelled_mean_cross_entropy
 
 # Per-token labels are padded as paddlenlp's DataCollatorForTokenClassification pads them (the loss skips them).
@@ -117,15 +118,8 @@ class PackedErnieForSequenceClassification(_ReadsPackedRows, ErnieForSequenceCla
         return self._forward(cls_positions, input_ids, token_type_ids, position_ids, attention_mask, labels, kwargs)
 
     def _read_out(self, cls_positions, input_ids, token_type_ids, position_ids, attention_mask):
-        sequence_output = self.ernie(
-            input_ids,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            attention_mask=attention_mask,
-            return_dict=False,
-        )[0]
-        cls_states = paddle.gather_nd(sequence_output, cls_positions)
-        pooled = self.ernie.pooler(cls_states.unsqueeze(1))  # the pooler reads position 0 of [n, 1, hidden]
+        sequence_output = encode_rows(self.ernie, input_ids, token_type_ids, position_ids, attention_mask)
+        pooled = pool_each(self.ernie, paddle.gather_nd(sequence_output, cls_positions))
         return self.classifier(self.dropout(pooled))
 
 
